@@ -1,0 +1,46 @@
+"""One error tree for the whole package: catch `SchedulerError` to catch them all."""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(SchedulerError):
+    """Raised when a config file, or a value in it, is invalid.
+
+    Carries every problem found, one line each, already naming file, job and field.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class InvalidSchedule(SchedulerError, ValueError):
+    """Raised when a schedule (cron text, interval, instant) is malformed or never fires.
+
+    The message names only the problem (``day-of-week 8 is out of range 0-7``); the caller
+    adds the file, job and field.
+    """
+
+
+class UnknownJob(SchedulerError, LookupError):
+    """Raised when a command names a job the config does not define."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no job named {name!r}")
+
+
+class StoreUnavailable(SchedulerError):
+    """Raised when Redis cannot be reached or answers with an error."""
+
+
+class StateCorrupt(SchedulerError):
+    """Raised when a value read from Redis is not what this package wrote there."""
+
+
+class LeaseLost(SchedulerError):
+    """Raised when a fencing-checked write finds that this node no longer holds the lease."""
