@@ -1,0 +1,14 @@
+"""Worker side of `scheduler`: run it with ``celery -A jobs worker``.
+
+`app` is configured from the scheduler's config file (``$SCHEDULER_CONFIG``, then
+``/etc/scheduler/scheduler.toml``); users' own Celery apps call `jobs.hooks.install(app)`.
+"""
+
+from __future__ import annotations
+
+from jobs.app import create_app
+from jobs.hooks import install
+
+app = create_app()
+
+__all__ = ["app", "create_app", "install"]

@@ -1,0 +1,63 @@
+"""What the worker side needs from the scheduler's config file, with defaults when it is absent."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scheduler.config import SchedulerSettings, default_config_path, load_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The few config values a worker uses: where results, outcomes and messages live."""
+
+    redis_url: str
+    broker_url: str
+    namespace: str
+    broker_transport_options: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None  # the config file read; None for built-in defaults
+
+
+def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSettings:
+    """Read the worker's settings from the config file, or fall back to defaults if it is missing.
+
+    The file is looked up like the scheduler does (``$SCHEDULER_CONFIG``, then
+    ``/etc/scheduler/scheduler.toml``). A missing file is not fatal, so ``celery -A jobs worker``
+    works on a laptop; an invalid one is (``ConfigError``): a worker quietly talking to the
+    wrong Redis is worse than one that does not start.
+    """
+    target = Path(path) if path is not None else default_config_path()
+    if not target.is_file():
+        settings = default_settings()
+        log.warning(
+            "no scheduler config at %s: using built-in defaults (namespace %r); "
+            "set SCHEDULER_CONFIG to the scheduler's config file",
+            target,
+            settings.namespace,
+        )
+        return settings
+    config = load_config(target)
+    return WorkerSettings(
+        redis_url=config.scheduler.redis_url,
+        broker_url=config.scheduler.effective_broker_url,
+        namespace=config.scheduler.namespace,
+        broker_transport_options=dict(config.scheduler.broker_transport_options),
+        source=config.path,
+    )
+
+
+def default_settings() -> WorkerSettings:
+    """The scheduler's defaults, honouring the ``SCHEDULER_*`` overrides a config file would."""
+    defaults = SchedulerSettings()
+    redis_url = os.environ.get("SCHEDULER_REDIS_URL") or defaults.redis_url
+    return WorkerSettings(
+        redis_url=redis_url,
+        broker_url=os.environ.get("SCHEDULER_BROKER_URL") or redis_url,
+        namespace=os.environ.get("SCHEDULER_NAMESPACE") or defaults.namespace,
+    )
