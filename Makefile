@@ -1,0 +1,43 @@
+# Every target installs what it needs into .venv first; a fresh clone needs only python3 and make.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run demo test lint format chaos clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@command -v redis-server >/dev/null || { \
+	  echo "redis-server missing: installing Debian's package"; \
+	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+	touch $(STAMP)
+
+# A small live cluster with the example config: private redis-server, a Celery worker and
+# three scheduler nodes. Ctrl-C stops everything it started.
+run: install
+	$(PY) -m scheduler.localcluster --config config/scheduler.toml
+
+# The same cluster as a scripted tour that ends by itself: jobs fire, the leader is killed,
+# another node takes over, and the slots are counted.
+demo: install
+	$(PY) -m scheduler.localcluster --config config/scheduler.toml --demo
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

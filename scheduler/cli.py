@@ -1,0 +1,231 @@
+"""`scheduler`: the command line. Thin: parse, load config, configure logging, call one thing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import redis
+import typer
+
+from scheduler import __version__
+from scheduler.config import Config, load_config
+from scheduler.connections import redact_url, redis_client, tzdata_version
+from scheduler.errors import ConfigError
+from scheduler.lease import read_holder
+from scheduler.node import Node
+from scheduler.store.keys import Keys
+from scheduler.store.outcomes import read_outcomes
+from scheduler.store.state import StateStore
+from scheduler.views import job_rows, next_slots, status_record, table
+
+app = typer.Typer(
+    help="A highly available cron for Celery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+jobs_app = typer.Typer(help="List and drive jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Config file [default: $SCHEDULER_CONFIG, then /etc/scheduler/scheduler.toml]",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"scheduler: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _config(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(2) from None
+
+
+def _store(config: Config) -> StateStore:
+    url = config.scheduler.redis_url
+    client = redis_client(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _fail(f"cannot reach Redis at {redact_url(url)}: {exc}", 1)
+    return StateStore(client, Keys(config.scheduler.namespace))
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    node_id: Annotated[
+        str | None, typer.Option("--node-id", help="This node's name [default: host name]")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run one node in the foreground until SIGTERM or SIGINT (SIGHUP reloads the config)."""
+    cfg = _config(config)
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    node = Node(cfg, node_id or socket.gethostname())
+    signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: node.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: node.request_reload())
+    node.run()
+
+
+@app.command()
+def validate(config: ConfigOption = None) -> None:
+    """Check a config: exit 0, or 2 with one line per problem."""
+    cfg = _config(config)
+    typer.echo(f"{cfg.path}: ok, {len(cfg.jobs)} jobs, config hash {cfg.hash}")
+
+
+@jobs_app.command("list")
+def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Every job: task, schedule, time zone, next run, last run and outcome, paused."""
+    cfg = _config(config)
+    store = _store(cfg)
+    try:
+        rows = job_rows(
+            cfg,
+            time.time(),
+            store.last_fires(),
+            read_outcomes(store.client, cfg.scheduler.namespace),
+            store.paused(),
+        )
+    except redis.RedisError as exc:
+        _fail(f"Redis error: {exc}", 1)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    columns = ["name", "task", "schedule", "timezone", "next_run", "last_run", "outcome", "paused"]
+    typer.echo(table(rows, columns))
+
+
+def _set_paused(config: Path | None, name: str, paused: bool) -> None:
+    cfg = _config(config)
+    if name not in cfg.jobs:
+        _fail(f"no job named {name!r} in {cfg.path}", 2)
+    try:
+        _store(cfg).set_paused(name, paused)
+    except redis.RedisError as exc:
+        _fail(f"Redis error: {exc}", 1)
+    typer.echo(f"{name}: {'paused' if paused else 'resumed'}")
+
+
+@jobs_app.command("pause")
+def jobs_pause(name: str, config: ConfigOption = None) -> None:
+    """Stop sending a job's slots (they are counted as skipped) until it is resumed."""
+    _set_paused(config, name, True)
+
+
+@jobs_app.command("resume")
+def jobs_resume(name: str, config: ConfigOption = None) -> None:
+    """Send a paused job's slots again, from the next one."""
+    _set_paused(config, name, False)
+
+
+@jobs_app.command("missed")
+def jobs_missed(
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("-n", min=1, help="How many ranges")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest missed ranges: job, first and last slot, count, reason."""
+    cfg = _config(config)
+    try:
+        records = _store(cfg).missed(count)
+    except redis.RedisError as exc:
+        _fail(f"Redis error: {exc}", 1)
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    typer.echo(table(records, ["job", "first", "last", "count", "reason"]))
+
+
+@app.command("next")
+def next_runs(
+    name: str,
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("-n", min=1, max=10_000, help="How many slots")] = 5,
+    after: Annotated[
+        str | None, typer.Option("--after", help="ISO 8601 instant [default: now]")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The next N slots of a job, in its time zone."""
+    cfg = _config(config)
+    job = cfg.jobs.get(name)
+    if job is None:
+        _fail(f"no job named {name!r} in {cfg.path}", 2)
+    start = datetime.now(UTC)
+    if after is not None:
+        try:
+            start = datetime.fromisoformat(after.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"--after: expected an ISO 8601 instant, got {after!r}", 2)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=job.timezone)
+    slots = [slot.isoformat() for slot in next_slots(job, start, count)]
+    typer.echo(json.dumps(slots) if as_json else "\n".join(slots) or "(no more slots)")
+
+
+@app.command()
+def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Leader, fencing token, lease left, and every node seen recently."""
+    cfg = _config(config)
+    store = _store(cfg)
+    try:
+        holder = read_holder(store.client, store.keys)
+        server_s, micros = store.client.time()
+        record = status_record(
+            holder,
+            store.nodes(),
+            server_s + micros / 1e6,
+            {
+                "namespace": cfg.scheduler.namespace,
+                "config_hash": cfg.hash,
+                "tzdata": tzdata_version(),
+                "version": __version__,
+            },
+        )
+    except redis.RedisError as exc:
+        _fail(f"Redis error: {exc}", 1)
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    _print_status(record)
+
+
+def _print_status(record: dict[str, Any]) -> None:
+    leader = record["leader"] or "(none)"
+    typer.echo(
+        f"leader: {leader}  token: {record['fencing_token'] or '-'}  "
+        f"lease left: {record['lease_left_ms'] or '-'} ms  "
+        f"config: {record['config_hash']}  tzdata: {record['tzdata']}"
+    )
+    columns = ["node_id", "host", "pid", "leader", "clock_offset_ms", "config_hash", "seen_ago_s"]
+    typer.echo(table(record["nodes"], columns))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,400 @@
+"""The TOML config, read once into frozen, validated records.
+
+Every problem is reported as one line naming file, job and field
+(``scheduler.toml: jobs.cleanup.cron: day-of-week 8 is out of range 0-7``), all problems at
+once, so an operator fixes a file in one pass.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import re
+import tomllib
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from scheduler.connections import redact_url
+from scheduler.durations import format_duration, parse_duration
+from scheduler.errors import ConfigError, InvalidSchedule
+from scheduler.triggers import AtTrigger, CronTrigger, EveryTrigger, Trigger, compile_cron
+
+DEFAULT_CONFIG_PATH = Path("/etc/scheduler/scheduler.toml")
+JOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+Catchup = Literal["all", "latest", "none"]
+ScheduleKind = Literal["cron", "every", "at"]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _zone(name: object) -> zoneinfo.ZoneInfo:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f'expected a time zone name like "Europe/Berlin", got {name!r}')
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class SchedulerSettings(_Strict):
+    """The ``[scheduler]`` table: where state lives and how leadership behaves."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""  # empty means: the same as redis_url
+    namespace: str = "scheduler"
+    timezone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("UTC")
+    lease_ttl: timedelta = timedelta(seconds=1.5)
+    max_clock_offset: timedelta = timedelta(seconds=1)
+    include: tuple[str, ...] = ()
+    broker_transport_options: dict[str, Any] = {}
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _read_zone(cls, value: object) -> zoneinfo.ZoneInfo:
+        return value if isinstance(value, zoneinfo.ZoneInfo) else _zone(value)
+
+    @field_validator("lease_ttl", "max_clock_offset", mode="before")
+    @classmethod
+    def _read_duration(cls, value: object) -> timedelta:
+        return value if isinstance(value, timedelta) else parse_duration(value)
+
+    @field_validator("lease_ttl")
+    @classmethod
+    def _lease_long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(milliseconds=300):
+            raise ValueError(f"must be at least 300ms, got {format_duration(value)}")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_shape(cls, value: str) -> str:
+        if not JOB_NAME.fullmatch(value):
+            raise ValueError("use letters, digits, '_', '-', '.'")
+        return value
+
+    @field_validator("redis_url", "broker_url")
+    @classmethod
+    def _url_shape(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError(f"expected a URL like redis://host:6379/0, got {redact_url(value)!r}")
+        return value
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+
+class _JobTable(_Strict):
+    task: str
+    cron: str | None = None
+    every: int | float | str | None = None
+    at: datetime | str | None = None
+    timezone: str | None = None
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    queue: str = "celery"
+    catchup: Catchup = "all"
+    misfire_grace: int | float | str = "5m"
+    start: datetime | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One job, validated: what to send, when, and what a new leader does with missed slots."""
+
+    name: str
+    task: str
+    kind: ScheduleKind
+    schedule: str  # the schedule as written, for people
+    timezone: zoneinfo.ZoneInfo
+    trigger: Trigger = field(compare=False)
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    queue: str = "celery"
+    catchup: Catchup = "all"
+    misfire_grace: timedelta = timedelta(minutes=5)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two nodes agree on this job; feeds the config hash."""
+        return {
+            "task": self.task,
+            "kind": self.kind,
+            "schedule": self.schedule,
+            "timezone": self.timezone.key,
+            "args": list(self.args),
+            "kwargs": dict(self.kwargs),
+            "queue": self.queue,
+            "catchup": self.catchup,
+            "misfire_grace_s": self.misfire_grace.total_seconds(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole validated config: settings plus jobs by name."""
+
+    path: Path
+    scheduler: SchedulerSettings
+    jobs: Mapping[str, JobSpec]
+    hash: str
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("SCHEDULER_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Read, validate and freeze a config file and its includes; raise ConfigError."""
+    env = os.environ if env is None else env
+    main = Path(path) if path is not None else default_config_path(env)
+    document = _read_toml(main)
+    problems: list[str] = []
+    settings = _settings(main, document, env, problems)
+    tables: dict[str, tuple[Path, object]] = {}
+    _collect_jobs(main, document, tables, problems)
+    if settings is not None:
+        for pattern in settings.include:
+            for included in _expand_include(main, pattern, problems):
+                extra = _read_toml(included, problems)
+                for key in extra:
+                    if key != "jobs":
+                        problems.append(
+                            f"{included.name}: {key}: only [jobs.*] tables may be included"
+                        )
+                _collect_jobs(included, extra, tables, problems)
+    zone = settings.timezone if settings is not None else zoneinfo.ZoneInfo("UTC")
+    jobs: dict[str, JobSpec] = {}
+    for name, (source, table) in sorted(tables.items()):
+        spec = _job(source, name, table, zone, problems)
+        if spec is not None:
+            jobs[name] = spec
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return Config(main, settings, jobs, _hash(settings, jobs))
+
+
+def _read_toml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        message = f"{path}: no such config file"
+    except IsADirectoryError:
+        message = f"{path}: is a directory, not a config file"
+    except PermissionError:
+        message = f"{path}: permission denied"
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib says "... (at line 3, column 7)"; put the place first, like a compiler.
+        text = str(exc)
+        where = re.search(r"\(at line (\d+), column (\d+)\)", text)
+        if where:
+            what = text[: where.start()].strip()
+            message = f"{path.name}: line {where.group(1)}, column {where.group(2)}: {what}"
+        else:
+            message = f"{path.name}: {text}"
+    if problems is None:
+        raise ConfigError([message])
+    problems.append(message)
+    return {}
+
+
+def _settings(
+    path: Path, document: Mapping[str, Any], env: Mapping[str, str], problems: list[str]
+) -> SchedulerSettings | None:
+    for key in document:
+        if key not in ("scheduler", "jobs"):
+            problems.append(f"{path.name}: {key}: unknown table (expected [scheduler] or [jobs.*])")
+    raw = document.get("scheduler", {})
+    if not isinstance(raw, dict):
+        problems.append(f"{path.name}: scheduler: expected a table")
+        return None
+    raw = dict(raw)
+    for key in SchedulerSettings.model_fields:
+        override = env.get(f"SCHEDULER_{key.upper()}")
+        if override is not None and key not in ("include", "broker_transport_options"):
+            raw[key] = override
+    if isinstance(raw.get("include"), list):
+        raw["include"] = tuple(raw["include"])
+    try:
+        return SchedulerSettings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_lines(path, "scheduler", exc))
+        return None
+
+
+def _collect_jobs(
+    path: Path,
+    document: Mapping[str, Any],
+    tables: dict[str, tuple[Path, object]],
+    problems: list[str],
+) -> None:
+    jobs = document.get("jobs", {})
+    if not isinstance(jobs, dict):
+        problems.append(f"{path.name}: jobs: expected tables like [jobs.NAME]")
+        return
+    for name, table in jobs.items():
+        if not JOB_NAME.fullmatch(name):
+            problems.append(
+                f"{path.name}: jobs.{name}: job name may only use letters, digits, '_', '-', '.'"
+            )
+        elif name in tables:
+            problems.append(
+                f"{path.name}: jobs.{name}: defined twice (also in {tables[name][0].name})"
+            )
+        else:
+            tables[name] = (path, table)
+
+
+def _expand_include(main: Path, pattern: str, problems: list[str]) -> list[Path]:
+    full = pattern if os.path.isabs(pattern) else str(main.parent / pattern)
+    found = sorted(Path(p) for p in glob.glob(full))
+    if not found and not glob.has_magic(pattern):
+        problems.append(f"{main.name}: scheduler.include: no file matches {pattern!r}")
+    return found
+
+
+def _job(
+    path: Path, name: str, table: object, default_zone: zoneinfo.ZoneInfo, problems: list[str]
+) -> JobSpec | None:
+    where = f"{path.name}: jobs.{name}"
+    if not isinstance(table, dict):
+        problems.append(f"{where}: expected a table")
+        return None
+    try:
+        raw = _JobTable.model_validate(table)
+    except ValidationError as exc:
+        problems.extend(_lines(path, f"jobs.{name}", exc))
+        return None
+    before = len(problems)
+    zone = default_zone
+    if raw.timezone is not None:
+        try:
+            zone = _zone(raw.timezone)
+        except ValueError as exc:
+            problems.append(f"{where}.timezone: {exc}")
+    kinds = [k for k in ("cron", "every", "at") if getattr(raw, k) is not None]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        problems.append(f"{where}: needs exactly one of cron, every, at (found {found})")
+        return None
+    kind: ScheduleKind = kinds[0]  # type: ignore[assignment]
+    if raw.start is not None and kind != "every":
+        problems.append(f"{where}.start: only an `every` job has a start")
+    for key, value in (("args", raw.args), ("kwargs", raw.kwargs)):
+        try:
+            json.dumps(value)
+        except TypeError:
+            problems.append(f"{where}.{key}: values must be JSON (strings, numbers, lists, tables)")
+    try:
+        grace = parse_duration(raw.misfire_grace)
+    except ValueError as exc:
+        problems.append(f"{where}.misfire_grace: {exc}")
+        grace = timedelta(0)
+    try:
+        trigger, text = _trigger(name, kind, raw, zone)
+    except (InvalidSchedule, ValueError) as exc:
+        field_name = "start" if isinstance(exc, _StartError) else kind
+        problems.append(f"{where}.{field_name}: {exc}")
+        return None
+    if len(problems) > before:
+        return None
+    return JobSpec(
+        name=name,
+        task=raw.task,
+        kind=kind,
+        schedule=text,
+        timezone=zone,
+        trigger=trigger,
+        args=tuple(raw.args),
+        kwargs=dict(raw.kwargs),
+        queue=raw.queue,
+        catchup=raw.catchup,
+        misfire_grace=grace,
+    )
+
+
+class _StartError(ValueError):
+    pass
+
+
+def _trigger(
+    name: str, kind: ScheduleKind, raw: _JobTable, zone: zoneinfo.ZoneInfo
+) -> tuple[Trigger, str]:
+    if kind == "cron":
+        assert raw.cron is not None
+        return CronTrigger(compile_cron(raw.cron, name), zone), raw.cron.strip()
+    if kind == "every":
+        every = parse_duration(raw.every)
+        seconds = every.total_seconds()
+        if seconds < 1 or seconds != int(seconds):
+            raise ValueError(f"must be whole seconds, at least 1s, got {raw.every!r}")
+        try:
+            start = _EPOCH if raw.start is None else _instant(raw.start, zone)
+        except ValueError as exc:
+            raise _StartError(str(exc)) from None
+        if start.microsecond:
+            raise _StartError("must be whole seconds")
+        return EveryTrigger(int(seconds), start), format_duration(every)
+    assert raw.at is not None
+    instant = _instant(raw.at, zone)
+    return AtTrigger(instant), instant.isoformat()
+
+
+def _instant(value: datetime | str | date, zone: zoneinfo.ZoneInfo) -> datetime:
+    """An offset datetime, or a local one read in the job's zone (earlier pass if ambiguous)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"expected an ISO 8601 instant like 2026-12-01T09:00:00+01:00, got {value!r}"
+            ) from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a date and time, got {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+_PYDANTIC_WORDING = {
+    "extra_forbidden": "unknown key",
+    "missing": "missing (required)",
+}
+
+
+def _lines(path: Path, prefix: str, exc: ValidationError) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        where = ".".join([prefix, *(str(part) for part in error["loc"])])
+        message = _PYDANTIC_WORDING.get(error["type"], error["msg"])
+        message = message.removeprefix("Value error, ")
+        if error["type"] == "literal_error":
+            message = f"{message}, got {error['input']!r}"
+        lines.append(f"{path.name}: {where}: {message}")
+    return lines
+
+
+def _hash(settings: SchedulerSettings, jobs: Mapping[str, JobSpec]) -> str:
+    document = {
+        "namespace": settings.namespace,
+        "timezone": settings.timezone.key,
+        "jobs": {name: spec.fingerprint() for name, spec in sorted(jobs.items())},
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]

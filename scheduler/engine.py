@@ -1,0 +1,75 @@
+"""The leader's agenda: a heap of (next slot, job). Pure: no I/O and no clock of its own.
+
+The node asks it what is due at a given instant and when the next slot is; the policy decides
+per job what to fire and what to record as missed. Work per tick is O(log N + due).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from scheduler.clock import utc
+from scheduler.config import JobSpec
+from scheduler.policy import decide
+from scheduler.store.state import MissedRange
+
+
+@dataclass(slots=True)
+class Due:
+    """What became due in one tick: fires in slot order, and missed ranges."""
+
+    fires: list[tuple[JobSpec, int]] = field(default_factory=list)
+    missed: list[MissedRange] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.fires or self.missed)
+
+
+class Engine:
+    def __init__(self, jobs: Mapping[str, JobSpec]) -> None:
+        self.jobs = dict(jobs)
+        self.watermarks: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
+
+    def load(self, watermarks: Mapping[str, int]) -> None:
+        """Start from these watermarks (newest slot handled per job); rebuilds the heap."""
+        self.watermarks = {name: watermarks[name] for name in self.jobs if name in watermarks}
+        self._heap = []
+        for name, mark in self.watermarks.items():
+            self._schedule(name, mark)
+        heapq.heapify(self._heap)
+
+    def replace_jobs(self, jobs: Mapping[str, JobSpec], new_watermarks: Mapping[str, int]) -> None:
+        """A reloaded config: keep the watermarks of jobs that stay, adopt those of new ones."""
+        kept = {name: mark for name, mark in self.watermarks.items() if name in jobs}
+        self.jobs = dict(jobs)
+        self.load({**kept, **new_watermarks})
+
+    def next_slot_s(self) -> int | None:
+        return self._heap[0][0] if self._heap else None
+
+    def take_due(self, now_s: int) -> Due:
+        """Pop every job with a slot at or before `now_s` and decide what to do with it."""
+        due = Due()
+        while self._heap and self._heap[0][0] <= now_s:
+            _, name = heapq.heappop(self._heap)
+            job = self.jobs[name]
+            decision = decide(job, self.watermarks[name], now_s)
+            due.fires.extend((job, slot) for slot in decision.fire)
+            due.missed.extend(decision.missed)
+            self.watermarks[name] = now_s
+            self._schedule(name, now_s, push=True)
+        due.fires.sort(key=lambda fire: (fire[1], fire[0].name))
+        return due
+
+    def _schedule(self, name: str, after_s: int, push: bool = False) -> None:
+        slot = self.jobs[name].trigger.next_slot(utc(after_s))
+        if slot is None:
+            return
+        entry = (int(slot.timestamp()), name)
+        if push:
+            heapq.heappush(self._heap, entry)
+        else:
+            self._heap.append(entry)

@@ -1,0 +1,73 @@
+"""What a leader does with due slots: fire, catch up, or record as missed. Pure functions.
+
+Given a job, the newest slot already handled (the watermark) and "now", decide which slots in
+(watermark, now] to fire and which to record as missed ranges:
+- a slot older than ``misfire_grace`` is missed (reason ``misfire_grace``);
+- of the rest, ``catchup = "all"`` fires every one, ``"latest"`` only the newest, and
+  ``"none"`` only those at most ``ON_TIME_S`` late (so a new leader skips what it missed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from scheduler.clock import utc
+from scheduler.config import JobSpec
+from scheduler.store.state import MissedRange
+from scheduler.triggers import EveryTrigger, Trigger, count_slots, iter_slots
+
+# A slot enqueued this late still counts as on time: a leader's normal lateness is milliseconds.
+ON_TIME_S = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    fire: tuple[int, ...]
+    missed: tuple[MissedRange, ...]
+
+
+def decide(job: JobSpec, after_s: int, now_s: int) -> Decision:
+    """Slots of `job` in (after_s, now_s]: which to fire now, which to record as missed."""
+    grace_s = int(job.misfire_grace.total_seconds())
+    cutoff_s = now_s - grace_s - 1  # slots at or before this are later than the grace
+    missed: list[MissedRange] = []
+    if cutoff_s > after_s:
+        stale = _span(job.trigger, after_s, cutoff_s)
+        if stale is not None:
+            first, last, count = stale
+            missed.append(MissedRange(job.name, first, last, count, "misfire_grace"))
+        after_s = cutoff_s
+    due = [_seconds(slot) for slot in iter_slots(job.trigger, utc(after_s), utc(now_s))]
+    if not due:
+        return Decision((), tuple(missed))
+    if job.catchup == "all":
+        fire = due
+    elif job.catchup == "latest":
+        fire = due[-1:]
+    else:
+        fire = [slot for slot in due if now_s - slot <= ON_TIME_S]
+    skipped = due[: len(due) - len(fire)] if job.catchup != "all" else []
+    if skipped:
+        missed.append(
+            MissedRange(job.name, skipped[0], skipped[-1], len(skipped), f"catchup={job.catchup}")
+        )
+    return Decision(tuple(fire), tuple(missed))
+
+
+def _span(trigger: Trigger, after_s: int, until_s: int) -> tuple[int, int, int] | None:
+    """(first, last, count) of the slots in (after_s, until_s], without listing them."""
+    first = trigger.next_slot(utc(after_s))
+    if first is None or _seconds(first) > until_s:
+        return None
+    count = count_slots(trigger, utc(after_s), utc(until_s))
+    if isinstance(trigger, EveryTrigger):
+        return _seconds(first), _seconds(first) + (count - 1) * trigger.every_s, count
+    last = first
+    for last in iter_slots(trigger, first, utc(until_s)):  # noqa: B007 (we want the last one)
+        pass
+    return _seconds(first), _seconds(last), count
+
+
+def _seconds(instant: datetime) -> int:
+    return int(instant.timestamp())

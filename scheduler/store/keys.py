@@ -1,0 +1,71 @@
+"""Every Redis key of a deployment, in one place. Nothing else builds a key.
+
+All keys share the deployment's namespace prefix, so several deployments can share a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str
+
+    def _key(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    @property
+    def lease(self) -> str:
+        """String "<token> <nonce> <node id>" with a TTL: who leads, under which fencing token."""
+        return self._key("lease")
+
+    @property
+    def fence(self) -> str:
+        """String: the newest fencing token handed out; tokens also never fall below Redis TIME."""
+        return self._key("fence")
+
+    @property
+    def handover(self) -> str:
+        """List: pushed on release so standbys blocked on it take over at once."""
+        return self._key("handover")
+
+    @property
+    def watermarks(self) -> str:
+        """Hash job -> newest claimed slot (epoch seconds). A new leader resumes from here."""
+        return self._key("watermarks")
+
+    @property
+    def last_fire(self) -> str:
+        """Hash job -> "<slot> <token>": the newest slot fired, for `jobs list`."""
+        return self._key("last_fire")
+
+    @property
+    def history(self) -> str:
+        """Stream of fires (job, slot, token), capped: what was enqueued, by whom."""
+        return self._key("history")
+
+    @property
+    def missed(self) -> str:
+        """Stream of missed ranges (job, first, last, count, reason), capped."""
+        return self._key("missed")
+
+    @property
+    def paused(self) -> str:
+        """Set of paused job names: their slots advance the watermark but are not sent."""
+        return self._key("paused")
+
+    @property
+    def paused_skips(self) -> str:
+        """Hash job -> number of slots skipped while paused."""
+        return self._key("paused_skips")
+
+    @property
+    def outcomes(self) -> str:
+        """Hash job -> JSON of the newest execution outcome reported by a worker hook."""
+        return self._key("outcomes")
+
+    @property
+    def nodes(self) -> str:
+        """Hash node id -> JSON heartbeat (host, pid, version, clock offset, config hash...)."""
+        return self._key("nodes")

@@ -1,0 +1,50 @@
+"""What workers report about each execution, for `jobs list` (the last run and its outcome)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from scheduler.store.keys import Keys
+
+OUTCOMES = ("started", "succeeded", "failed", "retried")
+
+
+def record_outcome(
+    client: redis.Redis,
+    namespace: str,
+    job: str,
+    slot: str,
+    task_id: str,
+    outcome: str,
+    detail: str | None = None,
+) -> None:
+    """Store the newest outcome of `job`; `detail` is trimmed so a huge error stays small."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+    record = {
+        "slot": slot,
+        "task_id": task_id,
+        "outcome": outcome,
+        "detail": None if detail is None else detail[:500],
+        "at": round(time.time(), 3),
+    }
+    client.hset(Keys(namespace).outcomes, job, json.dumps(record))
+
+
+def read_outcomes(client: redis.Redis, namespace: str) -> dict[str, dict[str, Any]]:
+    """Outcome records by job; a garbled record reads as an "unreadable" outcome, not a crash."""
+    raw: dict[bytes, bytes] = client.hgetall(Keys(namespace).outcomes)  # type: ignore[assignment]
+    result: dict[str, dict[str, Any]] = {}
+    for job, value in raw.items():
+        try:
+            record = json.loads(value)
+            if not isinstance(record, dict):
+                raise TypeError
+        except (ValueError, TypeError):
+            record = {"outcome": "unreadable"}
+        result[job.decode(errors="replace")] = record
+    return result

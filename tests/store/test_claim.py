@@ -1,0 +1,114 @@
+"""Claims against a real redis-server: fencing, idempotence, missed ranges, pausing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from scheduler.connections import redis_client
+from scheduler.errors import LeaseLost
+from scheduler.lease import Lease
+from scheduler.store.keys import Keys
+from scheduler.store.state import AdoptFlag, ClaimStatus, FireClaim, MissedRange, StateStore
+from tests.clocks import ManualClock
+from tests.conftest import RedisServer
+
+KEYS = Keys("test")
+T0 = 1_800_000_000
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> StateStore:
+    return StateStore(redis_client(redis_server.url), KEYS)
+
+
+@pytest.fixture
+def leader(redis_server: RedisServer) -> Lease:
+    held = Lease(redis_client(redis_server.url), KEYS, "a", timedelta(seconds=5), ManualClock())
+    assert held.try_acquire()
+    return held
+
+
+def claim(store: StateStore, lease: Lease, fires: list[FireClaim], missed=()) -> list[int]:  # type: ignore[no-untyped-def]
+    assert lease.value is not None
+    assert lease.token is not None
+    return store.claim(lease.value, lease.token, fires, missed)
+
+
+def test_adopt_starts_new_jobs_now_and_keeps_existing(store: StateStore, leader: Lease) -> None:
+    assert leader.value is not None
+    store.client.hset(KEYS.watermarks, "old", T0 - 100)
+    store.client.hset(KEYS.watermarks, "garbled", "yesterday")
+    adopted = store.adopt(leader.value, T0, ["old", "new", "garbled"])
+    assert adopted == {
+        "old": (T0 - 100, AdoptFlag.EXISTING),
+        "new": (T0, AdoptFlag.STARTED_NOW),
+        "garbled": (T0, AdoptFlag.RESET_UNREADABLE),
+    }
+
+
+def test_claim_enqueues_once_and_a_resend_is_already_ours(store: StateStore, leader: Lease) -> None:
+    fires = [FireClaim("a", T0, "celery", b"m1"), FireClaim("b", T0, "celery", b"m2")]
+    assert claim(store, leader, fires) == [ClaimStatus.CLAIMED, ClaimStatus.CLAIMED]
+    assert claim(store, leader, fires) == [ClaimStatus.ALREADY_OURS, ClaimStatus.ALREADY_OURS]
+    assert store.client.lrange("celery", 0, -1) == [b"m2", b"m1"]
+    assert store.watermarks() == {"a": T0, "b": T0}
+    assert store.last_fires() == {"a": T0, "b": T0}
+    assert store.client.xlen(KEYS.history) == 2
+
+
+def test_older_slot_than_watermark_is_refused(store: StateStore, leader: Lease) -> None:
+    claim(store, leader, [FireClaim("a", T0 + 10)])
+    assert claim(store, leader, [FireClaim("a", T0 + 5)]) == [ClaimStatus.TAKEN_BY_OTHER]
+
+
+def test_a_node_that_lost_the_lease_writes_nothing(
+    redis_server: RedisServer, store: StateStore, leader: Lease
+) -> None:
+    stale_value, stale_token = leader.value, leader.token
+    assert leader.release()
+    successor = Lease(
+        redis_client(redis_server.url), KEYS, "b", timedelta(seconds=5), ManualClock()
+    )
+    assert successor.try_acquire()
+    assert stale_value is not None
+    assert stale_token is not None
+    with pytest.raises(LeaseLost):
+        store.claim(stale_value, stale_token, [FireClaim("a", T0, "celery", b"zombie")])
+    assert store.client.llen("celery") == 0
+    assert store.watermarks() == {}
+
+
+def test_missed_ranges_are_recorded_once_and_advance_the_watermark(
+    store: StateStore, leader: Lease
+) -> None:
+    gap = MissedRange("a", T0 + 1, T0 + 86_000, 86_000, "misfire_grace")
+    claim(store, leader, [FireClaim("a", T0 + 86_001)], [gap])
+    claim(store, leader, [], [gap])  # resent: no second record
+    assert store.watermarks() == {"a": T0 + 86_001}
+    assert store.missed() == [
+        {
+            "job": "a",
+            "first": str(T0 + 1),
+            "last": str(T0 + 86_000),
+            "count": "86000",
+            "reason": "misfire_grace",
+            "token": str(leader.token),
+        }
+    ]
+
+
+def test_paused_job_advances_without_enqueueing(store: StateStore, leader: Lease) -> None:
+    store.set_paused("a", True)
+    assert claim(store, leader, [FireClaim("a", T0, "celery", b"m")]) == [ClaimStatus.PAUSED]
+    assert store.client.llen("celery") == 0
+    store.set_paused("a", False)
+    assert claim(store, leader, [FireClaim("a", T0 + 1, "celery", b"m")]) == [ClaimStatus.CLAIMED]
+    assert store.paused() == set()
+
+
+def test_large_batches_are_claimed_in_chunks(store: StateStore, leader: Lease) -> None:
+    fires = [FireClaim(f"job{i}", T0, "q", b"x") for i in range(2500)]
+    assert claim(store, leader, fires) == [ClaimStatus.CLAIMED] * 2500
+    assert store.client.llen("q") == 2500

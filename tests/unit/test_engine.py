@@ -1,0 +1,57 @@
+"""The engine's agenda, driven by hand-picked instants (no clock, no I/O)."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from scheduler.config import JobSpec
+from scheduler.engine import Engine
+from scheduler.triggers import EveryTrigger
+
+T0 = 1_800_000_000
+
+
+def job(name: str, seconds: int) -> JobSpec:
+    return JobSpec(
+        name=name,
+        task="t",
+        kind="every",
+        schedule=f"{seconds}s",
+        timezone=ZoneInfo("UTC"),
+        trigger=EveryTrigger(seconds, datetime(1970, 1, 1, tzinfo=UTC)),
+        misfire_grace=timedelta(minutes=5),
+    )
+
+
+def fired(engine: Engine, now_s: int) -> list[tuple[str, int]]:
+    return [(spec.name, slot) for spec, slot in engine.take_due(now_s).fires]
+
+
+def test_fires_each_job_at_its_slots_in_slot_order() -> None:
+    engine = Engine({"a": job("a", 2), "b": job("b", 3)})
+    engine.load({"a": T0, "b": T0})
+    assert engine.next_slot_s() == T0 + 2
+    assert fired(engine, T0 + 1) == []
+    assert fired(engine, T0 + 2) == [("a", T0 + 2)]
+    assert fired(engine, T0 + 6) == [("b", T0 + 3), ("a", T0 + 4), ("a", T0 + 6), ("b", T0 + 6)]
+    assert engine.next_slot_s() == T0 + 8
+
+
+def test_a_job_without_watermark_is_not_scheduled() -> None:
+    engine = Engine({"a": job("a", 1), "new": job("new", 1)})
+    engine.load({"a": T0})
+    assert fired(engine, T0 + 1) == [("a", T0 + 1)]
+
+
+def test_reload_keeps_watermarks_of_jobs_that_stay() -> None:
+    engine = Engine({"a": job("a", 10)})
+    engine.load({"a": T0})
+    assert fired(engine, T0 + 10) == [("a", T0 + 10)]
+    engine.replace_jobs({"a": job("a", 10), "b": job("b", 5)}, {"b": T0 + 12})
+    assert fired(engine, T0 + 20) == [("b", T0 + 15), ("a", T0 + 20), ("b", T0 + 20)]
+
+
+def test_removed_job_stops_firing() -> None:
+    engine = Engine({"a": job("a", 1), "b": job("b", 1)})
+    engine.load({"a": T0, "b": T0})
+    engine.replace_jobs({"a": job("a", 1)}, {})
+    assert fired(engine, T0 + 1) == [("a", T0 + 1)]
