@@ -206,6 +206,10 @@ def _read_toml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
         if where:
             what = text[: where.start()].strip()
             message = f"{path.name}: line {where.group(1)}, column {where.group(2)}: {what}"
+        elif text.endswith("(at end of document)"):
+            last_line = len(path.read_bytes().splitlines())
+            what = text.removesuffix("(at end of document)").strip()
+            message = f"{path.name}: line {last_line}, at its end: {what}"
         else:
             message = f"{path.name}: {text}"
     if problems is None:
