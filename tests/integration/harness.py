@@ -1,0 +1,351 @@
+"""Drive real scheduler nodes and Celery workers as child processes, and read what they enqueued.
+
+Every wait here polls a condition against a deadline; nothing sleeps to "let things happen".
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+# --- waiting ------------------------------------------------------------------------------
+
+
+def wait_until(
+    condition: Callable[[], T | None],
+    *,
+    timeout_s: float,
+    what: str,
+    interval_s: float = 0.1,
+    on_timeout: Callable[[], str] | None = None,
+) -> T:
+    """Poll `condition` until it returns something other than None/False; return that value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() >= deadline:
+            extra = f"\n{on_timeout()}" if on_timeout else ""
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}{extra}")
+        time.sleep(interval_s)  # poll interval; the condition above is the synchronisation
+
+
+# --- config -------------------------------------------------------------------------------
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal for the few value shapes test configs use."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string of printable text is a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        pairs = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def write_config(
+    path: Path,
+    *,
+    redis_url: str,
+    jobs: Mapping[str, Mapping[str, object]],
+    namespace: str = "it",
+    lease_ttl: str = "1s",
+    extra_settings: Mapping[str, object] | None = None,
+) -> Path:
+    """Write a scheduler config with the given jobs; the broker is the state Redis."""
+    settings: dict[str, object] = {
+        "redis_url": redis_url,
+        "broker_url": redis_url,
+        "namespace": namespace,
+        "timezone": "UTC",
+        "lease_ttl": lease_ttl,
+        **(extra_settings or {}),
+    }
+    lines = ["[scheduler]"]
+    lines += [f"{key} = {toml_value(value)}" for key, value in settings.items()]
+    for name, table in jobs.items():
+        lines += ["", f"[jobs.{json.dumps(name)}]"]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --- child processes ----------------------------------------------------------------------
+
+
+def child_env(config_path: Path) -> dict[str, str]:
+    """The environment of a child: this checkout importable, our config, no stray overrides."""
+    # A developer's SCHEDULER_REDIS_URL must never point a test node at a shared Redis.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env["SCHEDULER_CONFIG"] = str(config_path)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"  # so a log tail shows the last thing a child did
+    return env
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.process.pid, signum)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+@dataclass
+class Children:
+    """Every process a test started; `kill_all` runs at teardown whatever happened."""
+
+    log_dir: Path
+    started: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: Mapping[str, str]) -> Child:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env),
+                cwd=REPO_ROOT,
+                start_new_session=True,  # its own process group, so teardown reaches any child
+            )
+        child = Child(name, process, log_path)
+        self.started.append(child)
+        return child
+
+    def kill_all(self) -> None:
+        for child in self.started:
+            if child.alive():
+                # SIGKILL reaches stopped (SIGSTOPped) processes too; the group takes any child.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+        for child in self.started:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=10)
+
+    def log_tails(self, lines: int = 40) -> str:
+        parts = []
+        for child in self.started:
+            state = "running" if child.alive() else f"exit code {child.process.returncode}"
+            parts.append(f"===== {child.name} (pid {child.pid}, {state}) {child.log_path}")
+            parts.append(child.tail(lines) or "<empty log>")
+        return "\n".join(parts)
+
+
+# --- scheduler and worker -----------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    """Scheduler nodes and Celery workers sharing one config file."""
+
+    children: Children
+    config_path: Path
+    nodes: dict[str, Child] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return child_env(self.config_path)
+
+    def start_node(self, node_id: str) -> Child:
+        command = [
+            sys.executable, "-m", "scheduler", "run",
+            "--config", str(self.config_path), "--node-id", node_id,
+        ]  # fmt: skip
+        child = self.children.start(f"node-{node_id}", command, self.env)
+        self.nodes[node_id] = child
+        return child
+
+    def start_worker(self, queue: str, name: str = "worker") -> Child:
+        command = [
+            sys.executable, "-m", "celery", "-A", "jobs", "worker",
+            "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-Q", queue, "-n", f"{name}@%h", "--loglevel=INFO",
+        ]  # fmt: skip
+        return self.children.start(name, command, self.env)
+
+    def wait_worker_ready(self, worker: Child, timeout_s: float = 60.0) -> None:
+        def ready() -> bool:
+            if not worker.alive():
+                raise RuntimeError(f"worker exited early:\n{worker.tail()}")
+            return " ready." in worker.log_text()
+
+        wait_until(
+            ready,
+            timeout_s=timeout_s,
+            what="the Celery worker to be ready",
+            interval_s=0.2,
+            on_timeout=worker.tail,
+        )
+
+    def status(self) -> dict[str, Any]:
+        command = [
+            sys.executable,
+            "-m",
+            "scheduler",
+            "status",
+            "--json",
+            "--config",
+            str(self.config_path),
+        ]
+        done = subprocess.run(
+            command, capture_output=True, env=self.env, cwd=REPO_ROOT, timeout=30, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"`scheduler status` exited {done.returncode}:\n"
+                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
+            )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def wait_for_leader(
+        self, *, timeout_s: float = 30.0, other_than: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """Poll `scheduler status` until some node (not in `other_than`) holds the lease."""
+        excluded = set(other_than)
+
+        def leader() -> dict[str, Any] | None:
+            for node_id, child in self.nodes.items():
+                if not child.alive() and node_id not in excluded:
+                    raise RuntimeError(f"node {node_id} exited early:\n{child.tail()}")
+            current = self.status()
+            if current.get("leader") is None or current["leader"] in excluded:
+                return None
+            return current
+
+        return wait_until(
+            leader,
+            timeout_s=timeout_s,
+            what="a leader",
+            interval_s=0.2,
+            on_timeout=self.children.log_tails,
+        )
+
+
+# --- what the broker holds ----------------------------------------------------------------
+
+
+def task_id_for(namespace: str, job: str, slot: str) -> str:
+    """The task id DESIGN.md promises for one fire."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scheduler://{namespace}/{job}/{slot}"))
+
+
+def slot_text(epoch_s: int) -> str:
+    """A slot as the ``scheduler_slot`` header writes it: ``2026-11-25T21:00:00Z``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One message the scheduler put on a Redis broker list."""
+
+    job: str
+    slot: str
+    token: int
+    task_id: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+    @property
+    def slot_s(self) -> int:
+        """The slot as whole Unix seconds."""
+        return math.floor(datetime.fromisoformat(self.slot).timestamp())
+
+
+def parse_message(raw: bytes) -> Fired:
+    message = json.loads(raw)
+    headers = message["headers"]
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args, kwargs, _embed = json.loads(body)
+    return Fired(
+        job=headers["scheduler_job"],
+        slot=headers["scheduler_slot"],
+        token=int(headers["scheduler_token"]),
+        task_id=headers["id"],
+        task=headers["task"],
+        args=args,
+        kwargs=kwargs,
+    )
+
+
+def fired_messages(client: redis.Redis, queue: str) -> list[Fired]:
+    """Every message waiting on `queue` (kombu's Redis transport: a list named after it)."""
+    raw: list[bytes] = client.lrange(queue, 0, -1)  # type: ignore[assignment]
+    return [parse_message(item) for item in raw]
+
+
+def newest_slot_s(messages: Iterable[Fired], jobs: Iterable[str]) -> int | None:
+    """The newest slot that every one of `jobs` has reached, or None if one has none yet."""
+    newest: dict[str, int] = {}
+    for message in messages:
+        newest[message.job] = max(newest.get(message.job, 0), message.slot_s)
+    reached = [newest.get(job) for job in jobs]
+    if any(slot is None for slot in reached):
+        return None
+    return min(slot for slot in reached if slot is not None)
+
+
+def check_every_slot_once(
+    messages: Iterable[Fired], jobs: Iterable[str], first_s: int, last_s: int
+) -> None:
+    """Assert each job has every 1-second slot in [first_s, last_s] exactly once, nothing else."""
+    jobs = sorted(jobs)
+    counts = Counter((m.job, m.slot_s) for m in messages if first_s <= m.slot_s <= last_s)
+    expected = {(job, second) for job in jobs for second in range(first_s, last_s + 1)}
+    repeated = {f"{job}@{slot_text(s)}": n for (job, s), n in sorted(counts.items()) if n > 1}
+    missing = sorted(f"{job}@{slot_text(s)}" for job, s in expected - counts.keys())
+    unexpected = sorted(f"{job}@{slot_text(s)}" for job, s in counts.keys() - expected)
+    assert not repeated, f"slots enqueued more than once: {repeated}"
+    assert not missing, f"slots never enqueued: {missing}"
+    assert not unexpected, f"slots nobody scheduled: {unexpected}"
+    assert sum(counts.values()) == len(expected) == len(jobs) * (last_s - first_s + 1)
