@@ -1,0 +1,151 @@
+"""A whole cron expression: macros, 5 or 6 fields, ``H``, and the shared compile cache.
+
+Five fields are ``minute hour day-of-month month day-of-week``; six fields put seconds FIRST
+(unlike croniter's default). ``H`` is resolved from the job name before anything else, so the
+compiled expression depends only on the resolved text, and identical texts share one object.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from datetime import date
+
+from scheduler.errors import InvalidSchedule
+from scheduler.triggers.cron import fields as f
+from scheduler.triggers.cron.days import CALENDAR_CYCLE_DAYS, DayRule
+from scheduler.triggers.cron.hashed import job_crc, resolve_hashes
+from scheduler.triggers.cron.times import TimesOfDay
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_SPECS_5 = (f.MINUTE, f.HOUR, f.DAY_OF_MONTH, f.MONTH, f.DAY_OF_WEEK)
+_SPECS_6 = (f.SECOND, *_SPECS_5)
+_MONTH_WORDS = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")  # fmt: skip
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_NEVER_FIRES_FROM = date(2000, 1, 1).toordinal()  # any start works: the calendar cycles
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class CronExpression:
+    """A compiled cron expression; compares equal by its (H-resolved) text.
+
+    Times are local wall-clock times; ``wildcard`` (minute or hour text starts with ``*``)
+    decides how the trigger treats DST gaps and overlaps.
+    """
+
+    text: str
+    times: TimesOfDay = field(compare=False, repr=False)
+    days: DayRule = field(compare=False, repr=False)
+    wildcard: bool = field(compare=False)
+
+    def first_match(self, low_wall_s: int, high_wall_s: int | None) -> int | None:
+        """The first matching wall time in ``[low_wall_s, high_wall_s)``, or None.
+
+        Wall times are seconds since 1970-01-01 00:00 of the local clock (any zone, no offset);
+        ``high_wall_s`` None means no bound.
+        """
+        day, second = divmod(low_wall_s, 86_400)
+        last_ordinal = date.max.toordinal()
+        if high_wall_s is not None:
+            last_ordinal = min(last_ordinal, _EPOCH_ORDINAL + (high_wall_s - 1) // 86_400)
+        ordinal = _EPOCH_ORDINAL + day
+        while ordinal <= last_ordinal:
+            found = self.days.first_day(ordinal, last_ordinal)
+            if found is None:
+                return None
+            time_s = self.times.first_at_or_after(second if found == ordinal else 0)
+            if time_s is not None:
+                wall_s = (found - _EPOCH_ORDINAL) * 86_400 + time_s
+                return wall_s if high_wall_s is None or wall_s < high_wall_s else None
+            ordinal, second = found + 1, 0  # the rest of that day has no time left
+        return None
+
+
+def split_fields(text: str) -> list[str]:
+    """The fields of ``text`` (macros expanded); 5 or 6 of them, else an error."""
+    words = text.split()
+    if words and words[0].startswith("@"):
+        macro = MACROS.get(words[0].lower())
+        if macro is None:
+            raise InvalidSchedule(f'unknown macro "{words[0]}"')
+        if len(words) > 1:
+            raise InvalidSchedule(f'macro "{words[0]}" cannot be followed by fields')
+        words = macro.split()
+    if len(words) not in (5, 6):
+        raise InvalidSchedule(f"expected 5 or 6 fields, got {len(words)}")
+    return words
+
+
+def resolve_text(text: str, job_name: str) -> str:
+    """``text`` normalised (single spaces) with every ``H`` replaced for ``job_name``."""
+    words = text.split()
+    if words and words[0].startswith("@"):
+        split_fields(text)  # validates the macro
+        return words[0]
+    fields = split_fields(text)
+    specs = _SPECS_5 if len(fields) == 5 else _SPECS_6
+    crc = job_crc(job_name)
+    return " ".join(resolve_hashes(t, spec, crc) for t, spec in zip(fields, specs, strict=True))
+
+
+def parse_cron(text: str) -> CronExpression:
+    """Compile cron text whose ``H`` items are already resolved (``resolve_text``); uncached."""
+    fields = split_fields(text)
+    second_text = fields[0] if len(fields) == 6 else "0"
+    minute_text, hour_text, dom_text, month_text, dow_text = fields[-5:]
+    times = TimesOfDay(
+        hours=tuple(sorted(f.parse_field(hour_text, f.HOUR))),
+        minutes=tuple(sorted(f.parse_field(minute_text, f.MINUTE))),
+        seconds=tuple(sorted(f.parse_field(second_text, f.SECOND))),
+    )
+    days = DayRule(
+        months=tuple(sorted(f.parse_field(month_text, f.MONTH))),
+        day_of_month=f.parse_day_of_month(dom_text),
+        day_of_week=f.parse_day_of_week(dow_text),
+        either=not dom_text.startswith("*") and not dow_text.startswith("*"),
+    )
+    _refuse_if_never_fires(days)
+    wildcard = minute_text.startswith("*") or hour_text.startswith("*")
+    return CronExpression(text=text, times=times, days=days, wildcard=wildcard)
+
+
+def _refuse_if_never_fires(days: DayRule) -> None:
+    start = _NEVER_FIRES_FROM
+    if days.first_day(start, start + CALENDAR_CYCLE_DAYS - 1) is not None:
+        return
+    dom, dow = days.day_of_month, days.day_of_week
+    named = sorted(dom.days | dom.nearest_weekdays)
+    if days.either or dom.last_day or not named or dow.weekdays != frozenset(range(7)):
+        raise InvalidSchedule("expression never fires")
+    # Only the day-of-month numbers can be at fault: they exceed every chosen month.
+    words = [_MONTH_WORDS[m - 1] for m in days.months]
+    months = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+    numbers = ",".join(str(d) for d in named)
+    raise InvalidSchedule(f"never fires (day-of-month {numbers} never occurs in {months})")
+
+
+# Shared while some job uses it, forgotten when none does: no unbounded growth as jobs come
+# and go, and 100,000 jobs with a handful of distinct expressions hold a handful of objects.
+_compiled: weakref.WeakValueDictionary[str, CronExpression] = weakref.WeakValueDictionary()
+
+
+def compile_cron(text: str, job_name: str) -> CronExpression:
+    """The compiled expression for ``text`` as job ``job_name`` sees it (``H`` resolved).
+
+    Jobs whose resolved texts are identical share one object.
+    """
+    resolved = resolve_text(text, job_name)
+    expression = _compiled.get(resolved)
+    if expression is None:
+        expression = parse_cron(resolved)
+        _compiled[resolved] = expression
+    return expression

@@ -1,0 +1,76 @@
+"""``CronTrigger``: a cron expression read on the wall clock of one time zone.
+
+DST, as DESIGN.md fixes it:
+
+- a *fixed-time* job (minute and hour fields not starting with ``*``) whose local time falls
+  in a spring-forward gap fires once, at the first instant after the gap; in a fall-back
+  overlap it fires only in the first pass;
+- a *wildcard* job has no slots in a gap and fires in both passes of an overlap.
+
+The zone is walked as constant-offset periods (``zone.py``). Within one period wall time and
+UTC differ by a constant, so the next slot is the first matching wall time in the period's
+range, minus the offset. A wildcard job uses each period's whole wall range, which covers the
+repeated hour twice and the skipped hour never; a fixed-time job skips a period's wall times
+already covered by the period before (the second pass) and picks up a gap at its start.
+"""
+
+from __future__ import annotations
+
+from calendar import timegm
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from scheduler.triggers.cron.expression import CronExpression
+from scheduler.triggers.cron.zone import OffsetPeriod, period_at
+from scheduler.triggers.instants import from_epoch_s, to_epoch_s
+
+_FIRST_S = timegm((2, 1, 1, 0, 0, 0))  # stay clear of datetime.min when probing offsets
+_LAST_S = timegm((9999, 12, 30, 0, 0, 0))  # and of datetime.max when adding offsets
+
+
+@dataclass(frozen=True, slots=True)
+class CronTrigger:
+    """Fires whenever the wall clock of ``tz`` matches ``expression`` (see module docs)."""
+
+    expression: CronExpression
+    tz: ZoneInfo
+
+    def next_slot(self, after: datetime) -> datetime | None:
+        """The first slot strictly after ``after``, in UTC; None past the year 9999."""
+        from_s = max(to_epoch_s(after) + 1, _FIRST_S)
+        while from_s < _LAST_S:
+            period = period_at(self.tz, from_s)
+            slot_s = self._first_slot_in(period, from_s)
+            if slot_s is not None:
+                return from_epoch_s(slot_s) if slot_s < _LAST_S else None
+            from_s = period.end_s
+        return None
+
+    def _first_slot_in(self, period: OffsetPeriod, from_s: int) -> int | None:
+        """The first slot in ``[from_s, period.end_s)``, which lies inside ``period``."""
+        expression, offset_s, before_s = self.expression, period.offset_s, period.offset_before_s
+        low_wall_s = from_s + offset_s
+        if not expression.wildcard:
+            if from_s == period.start_s and self._fires_in_gap_before(period):
+                return from_s
+            # After a fall-back, wall times the previous period already showed are not fired
+            # again.
+            low_wall_s = max(low_wall_s, period.start_s + before_s)
+        wall_s = expression.first_match(low_wall_s, period.end_s + offset_s)
+        return None if wall_s is None else wall_s - offset_s
+
+    def _fires_in_gap_before(self, period: OffsetPeriod) -> bool:
+        """Whether a wall time skipped by a spring-forward at ``period.start_s`` matches.
+
+        All such wall times fire once, at the instant the clocks jump.
+        """
+        gap_start_wall_s = period.start_s + period.offset_before_s
+        gap_end_wall_s = period.start_s + period.offset_s
+        if gap_end_wall_s <= gap_start_wall_s:
+            return False
+        return self.expression.first_match(gap_start_wall_s, gap_end_wall_s) is not None
+
+    def describe(self) -> str:
+        """E.g. ``cron "*/5 * * * *" (Europe/Berlin)``."""
+        return f'cron "{self.expression.text}" ({self.tz.key})'
