@@ -69,6 +69,10 @@ class MessageFactory:
 
     def __init__(self, namespace: str, broker_url: str, transport_options: dict[str, Any]) -> None:
         self.namespace = namespace
+        transport_options = dict(transport_options)
+        if broker_url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps"):
+            # Wait for RabbitMQ's confirm: a claimed slot is published only once it is accepted.
+            transport_options.setdefault("confirm_publish", True)
         self.app = Celery("scheduler", broker=broker_url, set_as_current=False)
         self.app.conf.update(
             task_serializer="json",
