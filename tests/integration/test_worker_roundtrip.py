@@ -1,4 +1,5 @@
-"""A slot fired by a real node runs on a real worker, under the task id DESIGN.md promises."""
+"""A slot fired by a real node runs on a real worker, under the task id DESIGN.md promises,
+and the worker hooks report its outcome."""
 
 from __future__ import annotations
 
@@ -34,7 +35,13 @@ def test_hello_result_arrives_under_the_slot_task_id(
                 "every": "1s",
                 "args": ["integration"],
                 "queue": QUEUE,
-            }
+            },
+            "broken": {
+                "task": "jobs.examples.count_errors",
+                "every": "1s",
+                "kwargs": {"path": str(tmp_path / "no-such.log")},
+                "queue": QUEUE,
+            },
         },
     )
     cluster = Cluster(children, config)
@@ -56,9 +63,15 @@ def test_hello_result_arrives_under_the_slot_task_id(
     # The worker hook read the scheduler headers off the request and reported the outcome.
     state = redis_server.client()
 
-    def succeeded() -> dict[str, Any] | None:
-        record = read_outcomes(state, NAMESPACE).get("greet")
-        return record if record and record.get("outcome") == "succeeded" else None
+    def outcome_of(job: str, outcome: str) -> dict[str, Any] | None:
+        record = read_outcomes(state, NAMESPACE).get(job)
+        return record if record and record.get("outcome") == outcome else None
 
-    record = wait_until(succeeded, timeout_s=15, what="a succeeded outcome recorded for greet")
+    record = wait_until(
+        lambda: outcome_of("greet", "succeeded"), timeout_s=15, what="greet's success recorded"
+    )
     assert record["task_id"] == task_id_for(NAMESPACE, "greet", record["slot"])
+    failure = wait_until(
+        lambda: outcome_of("broken", "failed"), timeout_s=15, what="broken's failure recorded"
+    )
+    assert failure["detail"].startswith("FileNotFoundError: count_errors: no log file at")
