@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from scheduler.connections import redact_url
+from scheduler.connections import redact_url, with_password
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import ConfigError, InvalidSchedule
 from scheduler.triggers import AtTrigger, CronTrigger, EveryTrigger, Trigger, compile_cron
@@ -57,6 +57,11 @@ class SchedulerSettings(_Strict):
     lease_ttl: timedelta = timedelta(seconds=1.5)
     max_clock_offset: timedelta = timedelta(seconds=1)
     include: tuple[str, ...] = ()
+    # Secrets stay out of the config file: SCHEDULER_REDIS_PASSWORD, or a file (systemd's
+    # LoadCredential=) named by SCHEDULER_REDIS_PASSWORD_FILE. Used by redis_url, and by the
+    # broker when broker_url is left to default to redis_url.
+    redis_password: str = ""
+    redis_password_file: str = ""
     broker_transport_options: dict[str, Any] = {}
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -184,6 +189,8 @@ def load_config(
         spec = _job(source, name, table, zone, problems)
         if spec is not None:
             jobs[name] = spec
+    if settings is not None:
+        settings = _with_password(main, settings, problems)
     if problems or settings is None:
         raise ConfigError(problems)
     return Config(main, settings, jobs, _hash(settings, jobs))
@@ -240,6 +247,25 @@ def _settings(
     except ValidationError as exc:
         problems.extend(_lines(path, "scheduler", exc))
         return None
+
+
+def _with_password(
+    path: Path, settings: SchedulerSettings, problems: list[str]
+) -> SchedulerSettings:
+    """Put the password from the environment or a file into redis_url, never into logs."""
+    password = settings.redis_password
+    if settings.redis_password_file:
+        try:
+            password = Path(settings.redis_password_file).read_text().strip()
+        except OSError as exc:
+            problems.append(
+                f"{path.name}: scheduler.redis_password_file: cannot read "
+                f"{settings.redis_password_file}: {exc.strerror}"
+            )
+            return settings
+    if not password:
+        return settings
+    return settings.model_copy(update={"redis_url": with_password(settings.redis_url, password)})
 
 
 def _collect_jobs(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -49,6 +49,16 @@ def redact_url(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def with_password(url: str, password: str) -> str:
+    """The URL with `password` set (the user name, if any, kept: Redis 6 ACL users)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = quote(parts.username or "", safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def same_redis(url_a: str, url_b: str) -> bool:

@@ -279,7 +279,9 @@ class Node:
                         "atomic_enqueue": self.atomic,
                     },
                 )
-                notify("WATCHDOG=1")
             except redis.RedisError as exc:
                 log.warning("heartbeat: redis unreachable: %s", exc)
+            # The process is alive and looping even when Redis is not: systemd must not
+            # restart a healthy standby because Redis is down.
+            notify("WATCHDOG=1")
             self._stop.wait(HEARTBEAT_S)

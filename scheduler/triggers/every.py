@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from scheduler.errors import InvalidSchedule
-from scheduler.triggers.instants import format_utc, from_epoch_s, schedule_epoch_s, to_epoch_s
+from scheduler.triggers.instants import (
+    LAST_EPOCH_S,
+    format_utc,
+    from_epoch_s,
+    schedule_epoch_s,
+    to_epoch_s,
+)
 
 _UNITS_S = (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1))
 
@@ -46,12 +52,12 @@ class EveryTrigger:
         object.__setattr__(self, "_start_s", start_s)
 
     def next_slot(self, after: datetime) -> datetime | None:
-        """The first grid point strictly after ``after``."""
+        """The first grid point strictly after ``after``; None past the year 9999."""
         after_s = to_epoch_s(after)  # rounded down: a slot is > after iff it is > this
         if after_s < self._start_s:
             return self.start
-        steps = (after_s - self._start_s) // self.every_s + 1
-        return from_epoch_s(self._start_s + steps * self.every_s)
+        slot_s = self._start_s + ((after_s - self._start_s) // self.every_s + 1) * self.every_s
+        return from_epoch_s(slot_s) if slot_s <= LAST_EPOCH_S else None
 
     def count_slots_between(self, after: datetime, until: datetime) -> int:
         """How many grid points lie in ``(after, until]``, by arithmetic."""

@@ -13,6 +13,7 @@ from scheduler.errors import InvalidSchedule
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND = timedelta(seconds=1)
+LAST_EPOCH_S = (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 
 
 def to_epoch_s(moment: datetime) -> int:

@@ -180,3 +180,34 @@ def test_bad_environment_override_names_the_key(tmp_path: Path) -> None:
         "scheduler.toml: scheduler.lease_ttl: invalid duration 'forever': use a number of "
         'seconds or units ms, s, m, h, d, w (e.g. "90s", "1h30m")'
     ]
+
+
+def test_password_comes_from_a_file_and_never_from_the_config_alone(tmp_path: Path) -> None:
+    secret = tmp_path / "redis-password"
+    secret.write_text("s3cr:t/\n")
+    env = {"SCHEDULER_REDIS_PASSWORD_FILE": str(secret)}
+    config = load_config(write(tmp_path, '[scheduler]\nredis_url = "redis://app@h:6380/1"\n'), env)
+    assert config.scheduler.redis_url == "redis://app:s3cr%3At%2F@h:6380/1"
+    assert config.scheduler.effective_broker_url == config.scheduler.redis_url
+
+
+def test_password_from_the_environment(tmp_path: Path) -> None:
+    env = {"SCHEDULER_REDIS_PASSWORD": "pw"}
+    config = load_config(write(tmp_path, '[scheduler]\nredis_url = "redis://h:6379/0"\n'), env)
+    assert config.scheduler.redis_url == "redis://:pw@h:6379/0"
+
+
+def test_unreadable_password_file_is_named(tmp_path: Path) -> None:
+    env = {"SCHEDULER_REDIS_PASSWORD_FILE": str(tmp_path / "none")}
+    assert problems(tmp_path, "[scheduler]\n", env) == [
+        f"scheduler.toml: scheduler.redis_password_file: cannot read {tmp_path / 'none'}: "
+        "No such file or directory"
+    ]
+
+
+def test_passwords_are_redacted_for_logs_and_status() -> None:
+    from scheduler.connections import redact_url
+
+    assert redact_url("redis://app:s3cret@h:6380/1") == "redis://app:***@h:6380/1"
+    assert redact_url("amqp://guest:guest@127.0.0.1:5672//") == "amqp://guest:***@127.0.0.1:5672//"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"

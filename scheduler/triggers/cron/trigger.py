@@ -27,6 +27,10 @@ from scheduler.triggers.instants import from_epoch_s, to_epoch_s
 
 _FIRST_S = timegm((2, 1, 1, 0, 0, 0))  # stay clear of datetime.min when probing offsets
 _LAST_S = timegm((9999, 12, 30, 0, 0, 0))  # and of datetime.max when adding offsets
+# Any day pattern that matches at all matches within every 400-year Gregorian cycle, so a
+# longer search only goes on for wildcard jobs whose days all fall in DST gaps (such as
+# "*/5 2 * 3 SUN#2" in New York): those get None instead of a walk to the year 9999.
+_SEARCH_S = 401 * 366 * 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +41,10 @@ class CronTrigger:
     tz: ZoneInfo
 
     def next_slot(self, after: datetime) -> datetime | None:
-        """The first slot strictly after ``after``, in UTC; None past the year 9999."""
+        """The first slot strictly after ``after``, in UTC; None if there is none."""
         from_s = max(to_epoch_s(after) + 1, _FIRST_S)
-        while from_s < _LAST_S:
+        give_up_s = min(from_s + _SEARCH_S, _LAST_S)
+        while from_s < give_up_s:
             period = period_at(self.tz, from_s)
             slot_s = self._first_slot_in(period, from_s)
             if slot_s is not None:

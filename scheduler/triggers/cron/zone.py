@@ -17,6 +17,7 @@ from functools import lru_cache
 from time import gmtime
 
 _PROBE_STEP_S = 86_400
+_LAST_PROBE_S = timegm((9999, 12, 30, 0, 0, 0))  # later instants are past datetime.max locally
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +67,9 @@ def _year_periods(zone: tzinfo, year: int) -> tuple[tuple[int, ...], tuple[Offse
     offset_s = offset_s_at(zone, year_start_s)
     before_s = offset_s_at(zone, year_start_s - 1) if year > 1 else offset_s
     changes = [(year_start_s, offset_s, before_s)]  # (at, offset from then on, offset before)
-    known_s = year_start_s
-    while known_s < year_end_s - 1:
-        probe_s = min(known_s + _PROBE_STEP_S, year_end_s - 1)
+    known_s, last_probe_s = year_start_s, min(year_end_s - 1, _LAST_PROBE_S)
+    while known_s < last_probe_s:
+        probe_s = min(known_s + _PROBE_STEP_S, last_probe_s)
         probe_offset_s = offset_s_at(zone, probe_s)
         while probe_offset_s != offset_s:
             at_s = _first_change(zone, known_s, offset_s, probe_s)
