@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.config import load_config
+from scheduler.connections import redact_url
 from scheduler.errors import ConfigError
 
 GOOD = """
@@ -206,8 +207,6 @@ def test_unreadable_password_file_is_named(tmp_path: Path) -> None:
 
 
 def test_passwords_are_redacted_for_logs_and_status() -> None:
-    from scheduler.connections import redact_url
-
     assert redact_url("redis://app:s3cret@h:6380/1") == "redis://app:***@h:6380/1"
     assert redact_url("amqp://guest:guest@127.0.0.1:5672//") == "amqp://guest:***@127.0.0.1:5672//"
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
