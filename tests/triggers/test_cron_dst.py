@@ -15,7 +15,7 @@ Transitions used (2026, checked against zoneinfo in test_cron_zone.py):
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -158,3 +158,18 @@ def test_lord_howe_hourly_year_misses_only_the_gap_hour() -> None:
         )
     }
     assert slots == {"2026-10-03T14:30:00Z", "2026-10-03T16:00:00Z", "2026-10-03T17:00:00Z"}
+
+
+def test_a_wildcard_job_whose_every_day_is_a_gap_day_never_fires() -> None:
+    # Since 2007 New York springs forward at 02:00 on the second Sunday of March.
+    assert cron("*/5 2 * 3 SUN#2", NEW_YORK).next_slot(datetime(2026, 1, 1, tzinfo=UTC)) is None
+    # The same hours as fixed times fire once, when the clocks jump.
+    slot = cron("0-55/5 2 * 3 SUN#2", NEW_YORK).next_slot(datetime(2026, 1, 1, tzinfo=UTC))
+    assert slot is not None
+    assert iso(slot) == "2026-03-08T07:00:00Z"
+
+
+def test_slots_stop_a_day_before_datetime_max() -> None:
+    # 9999-12-31T23:00Z would be 10000-01-01 in Berlin: no slot is that close to the end.
+    found = next_slots(cron("0 0 1 1 *", BERLIN), "9998-06-01T00:00:00Z", 3)
+    assert found == ["9998-12-31T23:00:00Z"]

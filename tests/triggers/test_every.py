@@ -134,3 +134,8 @@ def test_naive_after_is_a_programming_error() -> None:
 )
 def test_describe(every_s: int, text: str) -> None:
     assert EveryTrigger(every_s, utc(START)).describe() == text
+
+
+def test_no_slot_past_the_year_9999() -> None:
+    trigger = EveryTrigger(86_400, utc("2026-01-01T00:00:00Z"))
+    assert trigger.next_slot(utc("9999-12-31T00:00:00Z")) is None

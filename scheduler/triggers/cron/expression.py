@@ -31,6 +31,7 @@ _SPECS_6 = (f.SECOND, *_SPECS_5)
 _MONTH_WORDS = ("January", "February", "March", "April", "May", "June", "July", "August",
                 "September", "October", "November", "December")  # fmt: skip
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_LAST_ORDINAL = date.max.toordinal()
 _NEVER_FIRES_FROM = date(2000, 1, 1).toordinal()  # any start works: the calendar cycles
 
 
@@ -54,7 +55,7 @@ class CronExpression:
         ``high_wall_s`` None means no bound.
         """
         day, second = divmod(low_wall_s, 86_400)
-        last_ordinal = date.max.toordinal()
+        last_ordinal = _LAST_ORDINAL
         if high_wall_s is not None:
             last_ordinal = min(last_ordinal, _EPOCH_ORDINAL + (high_wall_s - 1) // 86_400)
         ordinal = _EPOCH_ORDINAL + day
