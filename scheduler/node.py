@@ -99,7 +99,6 @@ class Node:
         ]
         for thread in threads:
             thread.start()
-        notify("READY=1")
         try:
             while not self._stop.is_set():
                 if self._reload.is_set():
@@ -246,6 +245,7 @@ class Node:
     def _beat(self) -> None:
         host = socket.gethostname()
         limit_s = self.config.scheduler.max_clock_offset.total_seconds()
+        ready = False
         while not self._stop.is_set():
             try:
                 offset_s, _ = offset_to_redis(self._heartbeat_store.client, self.clock)
@@ -279,8 +279,12 @@ class Node:
                         "atomic_enqueue": self.atomic,
                     },
                 )
+                if not ready:
+                    notify("READY=1")
+                    ready = True
             except redis.RedisError as exc:
                 log.warning("heartbeat: redis unreachable: %s", exc)
+                notify(f"STATUS=Redis unreachable: {exc}")
             # The process is alive and looping even when Redis is not: systemd must not
             # restart a healthy standby because Redis is down.
             notify("WATCHDOG=1")

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.config import JobSpec
 from scheduler.engine import Engine
-from scheduler.triggers import EveryTrigger
+from scheduler.triggers import CronTrigger, EveryTrigger, compile_cron
 
 T0 = 1_800_000_000
 
@@ -55,3 +55,27 @@ def test_removed_job_stops_firing() -> None:
     engine.load({"a": T0, "b": T0})
     engine.replace_jobs({"a": job("a", 1)}, {})
     assert fired(engine, T0 + 1) == [("a", T0 + 1)]
+
+
+def test_a_year_of_new_york_dst_through_the_engine_in_milliseconds() -> None:
+    zone = ZoneInfo("America/New_York")
+    nightly = JobSpec(
+        name="nightly",
+        task="t",
+        kind="cron",
+        schedule="30 2 * * *",
+        timezone=zone,
+        trigger=CronTrigger(compile_cron("30 2 * * *", "nightly"), zone),
+    )
+    engine = Engine({"nightly": nightly})
+    start = int(datetime(2026, 1, 1, tzinfo=zone).timestamp())
+    end = int(datetime(2027, 1, 1, tzinfo=zone).timestamp())
+    engine.load({"nightly": start})
+    fires = []
+    while (slot := engine.next_slot_s()) is not None and slot < end:
+        fires += [s for _, s in engine.take_due(slot).fires]  # wake exactly at each slot
+    local = [datetime.fromtimestamp(s, zone) for s in fires]
+    assert len(fires) == 365
+    assert {(t.hour, t.minute) for t in local} == {(2, 30), (3, 0)}
+    # The gap day runs once, right after the gap; every other day at 02:30.
+    assert [t.date().isoformat() for t in local if t.hour == 3] == ["2026-03-08"]
