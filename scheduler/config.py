@@ -15,39 +15,22 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from scheduler.connections import redact_url, with_password
 from scheduler.durations import format_duration, parse_duration
-from scheduler.errors import ConfigError, InvalidSchedule
-from scheduler.triggers import AtTrigger, CronTrigger, EveryTrigger, Trigger, compile_cron
+from scheduler.errors import ConfigError
+from scheduler.jobspec import JOB_NAME, JobSpec, Strict, build_job, read_zone, validation_lines
 
 DEFAULT_CONFIG_PATH = Path("/etc/scheduler/scheduler.toml")
-JOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-Catchup = Literal["all", "latest", "none"]
-ScheduleKind = Literal["cron", "every", "at"]
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _zone(name: object) -> zoneinfo.ZoneInfo:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f'expected a time zone name like "Europe/Berlin", got {name!r}')
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class SchedulerSettings(_Strict):
+class SchedulerSettings(Strict):
     """The ``[scheduler]`` table: where state lives and how leadership behaves."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -62,14 +45,14 @@ class SchedulerSettings(_Strict):
     # broker when broker_url is left to default to redis_url.
     redis_password: str = ""
     redis_password_file: str = ""
-    broker_transport_options: dict[str, Any] = {}
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     @field_validator("timezone", mode="before")
     @classmethod
-    def _read_zone(cls, value: object) -> zoneinfo.ZoneInfo:
-        return value if isinstance(value, zoneinfo.ZoneInfo) else _zone(value)
+    def _readread_zone(cls, value: object) -> zoneinfo.ZoneInfo:
+        return value if isinstance(value, zoneinfo.ZoneInfo) else read_zone(value)
 
     @field_validator("lease_ttl", "max_clock_offset", mode="before")
     @classmethod
@@ -100,51 +83,6 @@ class SchedulerSettings(_Strict):
     @property
     def effective_broker_url(self) -> str:
         return self.broker_url or self.redis_url
-
-
-class _JobTable(_Strict):
-    task: str
-    cron: str | None = None
-    every: int | float | str | None = None
-    at: datetime | str | None = None
-    timezone: str | None = None
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    queue: str = "celery"
-    catchup: Catchup = "all"
-    misfire_grace: int | float | str = "5m"
-    start: datetime | str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """One job, validated: what to send, when, and what a new leader does with missed slots."""
-
-    name: str
-    task: str
-    kind: ScheduleKind
-    schedule: str  # the schedule as written, for people
-    timezone: zoneinfo.ZoneInfo
-    trigger: Trigger = field(compare=False)
-    args: tuple[Any, ...] = ()
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    queue: str = "celery"
-    catchup: Catchup = "all"
-    misfire_grace: timedelta = timedelta(minutes=5)
-
-    def fingerprint(self) -> dict[str, Any]:
-        """What makes two nodes agree on this job; feeds the config hash."""
-        return {
-            "task": self.task,
-            "kind": self.kind,
-            "schedule": self.schedule,
-            "timezone": self.timezone.key,
-            "args": list(self.args),
-            "kwargs": dict(self.kwargs),
-            "queue": self.queue,
-            "catchup": self.catchup,
-            "misfire_grace_s": self.misfire_grace.total_seconds(),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +124,7 @@ def load_config(
     zone = settings.timezone if settings is not None else zoneinfo.ZoneInfo("UTC")
     jobs: dict[str, JobSpec] = {}
     for name, (source, table) in sorted(tables.items()):
-        spec = _job(source, name, table, zone, problems)
+        spec = build_job(source, name, table, zone, problems)
         if spec is not None:
             jobs[name] = spec
     if settings is not None:
@@ -245,7 +183,7 @@ def _settings(
     try:
         return SchedulerSettings.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_lines(path, "scheduler", exc))
+        problems.extend(validation_lines(path, "scheduler", exc))
         return None
 
 
@@ -297,127 +235,6 @@ def _expand_include(main: Path, pattern: str, problems: list[str]) -> list[Path]
     if not found and not glob.has_magic(pattern):
         problems.append(f"{main.name}: scheduler.include: no file matches {pattern!r}")
     return found
-
-
-def _job(
-    path: Path, name: str, table: object, default_zone: zoneinfo.ZoneInfo, problems: list[str]
-) -> JobSpec | None:
-    where = f"{path.name}: jobs.{name}"
-    if not isinstance(table, dict):
-        problems.append(f"{where}: expected a table")
-        return None
-    try:
-        raw = _JobTable.model_validate(table)
-    except ValidationError as exc:
-        problems.extend(_lines(path, f"jobs.{name}", exc))
-        return None
-    before = len(problems)
-    zone = default_zone
-    if raw.timezone is not None:
-        try:
-            zone = _zone(raw.timezone)
-        except ValueError as exc:
-            problems.append(f"{where}.timezone: {exc}")
-    kinds = [k for k in ("cron", "every", "at") if getattr(raw, k) is not None]
-    if len(kinds) != 1:
-        found = ", ".join(kinds) if kinds else "none"
-        problems.append(f"{where}: needs exactly one of cron, every, at (found {found})")
-        return None
-    kind: ScheduleKind = kinds[0]  # type: ignore[assignment]
-    if raw.start is not None and kind != "every":
-        problems.append(f"{where}.start: only an `every` job has a start")
-    for key, value in (("args", raw.args), ("kwargs", raw.kwargs)):
-        try:
-            json.dumps(value)
-        except TypeError:
-            problems.append(f"{where}.{key}: values must be JSON (strings, numbers, lists, tables)")
-    try:
-        grace = parse_duration(raw.misfire_grace)
-    except ValueError as exc:
-        problems.append(f"{where}.misfire_grace: {exc}")
-        grace = timedelta(0)
-    try:
-        trigger, text = _trigger(name, kind, raw, zone)
-    except (InvalidSchedule, ValueError) as exc:
-        field_name = "start" if isinstance(exc, _StartError) else kind
-        problems.append(f"{where}.{field_name}: {exc}")
-        return None
-    if len(problems) > before:
-        return None
-    return JobSpec(
-        name=name,
-        task=raw.task,
-        kind=kind,
-        schedule=text,
-        timezone=zone,
-        trigger=trigger,
-        args=tuple(raw.args),
-        kwargs=dict(raw.kwargs),
-        queue=raw.queue,
-        catchup=raw.catchup,
-        misfire_grace=grace,
-    )
-
-
-class _StartError(ValueError):
-    pass
-
-
-def _trigger(
-    name: str, kind: ScheduleKind, raw: _JobTable, zone: zoneinfo.ZoneInfo
-) -> tuple[Trigger, str]:
-    if kind == "cron":
-        assert raw.cron is not None
-        return CronTrigger(compile_cron(raw.cron, name), zone), raw.cron.strip()
-    if kind == "every":
-        every = parse_duration(raw.every)
-        seconds = every.total_seconds()
-        if seconds < 1 or seconds != int(seconds):
-            raise ValueError(f"must be whole seconds, at least 1s, got {raw.every!r}")
-        try:
-            start = _EPOCH if raw.start is None else _instant(raw.start, zone)
-        except ValueError as exc:
-            raise _StartError(str(exc)) from None
-        if start.microsecond:
-            raise _StartError("must be whole seconds")
-        return EveryTrigger(int(seconds), start), format_duration(every)
-    assert raw.at is not None
-    instant = _instant(raw.at, zone)
-    return AtTrigger(instant), instant.isoformat()
-
-
-def _instant(value: datetime | str | date, zone: zoneinfo.ZoneInfo) -> datetime:
-    """An offset datetime, or a local one read in the job's zone (earlier pass if ambiguous)."""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"expected an ISO 8601 instant like 2026-12-01T09:00:00+01:00, got {value!r}"
-            ) from None
-    if not isinstance(value, datetime):
-        raise ValueError(f"expected a date and time, got {value!r}")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
-
-
-_PYDANTIC_WORDING = {
-    "extra_forbidden": "unknown key",
-    "missing": "missing (required)",
-}
-
-
-def _lines(path: Path, prefix: str, exc: ValidationError) -> list[str]:
-    lines = []
-    for error in exc.errors():
-        where = ".".join([prefix, *(str(part) for part in error["loc"])])
-        message = _PYDANTIC_WORDING.get(error["type"], error["msg"])
-        message = message.removeprefix("Value error, ")
-        if error["type"] == "literal_error":
-            message = f"{message}, got {error['input']!r}"
-        lines.append(f"{path.name}: {where}: {message}")
-    return lines
 
 
 def _hash(settings: SchedulerSettings, jobs: Mapping[str, JobSpec]) -> str:

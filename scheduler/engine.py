@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from scheduler.clock import utc
-from scheduler.config import JobSpec
+from scheduler.jobspec import JobSpec
 from scheduler.policy import decide
 from scheduler.store.state import MissedRange
 

@@ -15,7 +15,7 @@ from celery import Celery
 from kombu import Connection, Exchange, Producer, Queue
 
 from scheduler.clock import utc
-from scheduler.config import JobSpec
+from scheduler.jobspec import JobSpec
 
 HEADER_JOB = "scheduler_job"
 HEADER_SLOT = "scheduler_slot"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scheduler.clock import utc
-from scheduler.config import JobSpec
+from scheduler.jobspec import JobSpec
 from scheduler.store.state import MissedRange
 from scheduler.triggers import EveryTrigger, Trigger, count_slots, iter_slots
 

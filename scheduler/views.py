@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from scheduler.clock import utc
-from scheduler.config import Config, JobSpec
+from scheduler.config import Config
+from scheduler.jobspec import JobSpec
 from scheduler.lease import LeaseHolder
 from scheduler.messages import slot_text
 

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scheduler.config import JobSpec
 from scheduler.engine import Engine
+from scheduler.jobspec import JobSpec
 from scheduler.triggers import CronTrigger, EveryTrigger, compile_cron
 
 T0 = 1_800_000_000

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from scheduler.config import JobSpec
+from scheduler.jobspec import JobSpec
 from scheduler.policy import decide
 from scheduler.store.state import MissedRange
 from scheduler.triggers import AtTrigger, EveryTrigger
