@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Connection
+from kombu.exceptions import OperationalError
+
+from tests.conftest import missing_server
 
 from .harness import Children
 
 _children_key = pytest.StashKey[Children]()
+
+# The machine's RabbitMQ (shared: tests use their own queues and delete them); override with
+# $TEST_AMQP_URL. Not a SCHEDULER_* variable: child processes never see those from our env.
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -32,3 +41,18 @@ def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Childre
         yield group
     finally:
         group.kill_all()
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """The URL of a reachable RabbitMQ; skips locally when there is none, fails in CI."""
+    url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
+    probe = Connection(url, connect_timeout=2)
+    unreachable = (OperationalError, *probe.connection_errors, *probe.channel_errors)
+    try:
+        probe.ensure_connection(max_retries=1)
+    except unreachable:
+        missing_server(f"RabbitMQ at {probe.as_uri()}")
+    finally:
+        probe.release()
+    return url

@@ -10,13 +10,14 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -125,6 +126,15 @@ class Child:
     def signal(self, signum: int) -> None:
         os.kill(self.process.pid, signum)
 
+    def wait_exit(self, timeout_s: float) -> int:
+        """Wait (bounded) for the process to end; its exit code."""
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"{self.name} still running {timeout_s}s later:\n{self.tail()}"
+            ) from None
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -178,6 +188,21 @@ class Children:
         return "\n".join(parts)
 
 
+def run_cli(
+    args: Sequence[str], env: Mapping[str, str], timeout_s: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m scheduler ARGS` to completion: text stdout/stderr, any exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler", *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=REPO_ROOT,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 # --- scheduler and worker -----------------------------------------------------------------
 
 
@@ -224,26 +249,31 @@ class Cluster:
             on_timeout=worker.tail,
         )
 
-    def status(self) -> dict[str, Any]:
-        command = [
-            sys.executable,
-            "-m",
-            "scheduler",
-            "status",
-            "--json",
-            "--config",
-            str(self.config_path),
-        ]
-        done = subprocess.run(
-            command, capture_output=True, env=self.env, cwd=REPO_ROOT, timeout=30, check=False
-        )
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `scheduler ARGS --config <ours>` to completion, whatever its exit code."""
+        return run_cli([*args, "--config", str(self.config_path)], self.env)
+
+    def cli_json(self, *args: str) -> Any:
+        """Run a `--json` command that must succeed; its parsed output."""
+        done = self.cli(*args, "--json")
         if done.returncode != 0:
             raise RuntimeError(
-                f"`scheduler status` exited {done.returncode}:\n"
-                f"{done.stdout.decode(errors='replace')}{done.stderr.decode(errors='replace')}"
+                f"`scheduler {' '.join(args)} --json` exited {done.returncode}:\n"
+                f"{done.stdout}{done.stderr}"
             )
-        result: dict[str, Any] = json.loads(done.stdout)
+        return json.loads(done.stdout)
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.cli_json("status")
         return result
+
+    def config_hash(self) -> str:
+        """The hash `scheduler validate` reports for the config file as it is now."""
+        done = self.cli("validate")
+        found = re.search(r"config hash (\S+)$", done.stdout.strip())
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"`scheduler validate` exited {done.returncode}:\n{done.stderr}")
+        return found.group(1)
 
     def wait_for_leader(
         self, *, timeout_s: float = 30.0, other_than: Iterable[str] = ()
@@ -333,6 +363,31 @@ def newest_slot_s(messages: Iterable[Fired], jobs: Iterable[str]) -> int | None:
     if any(slot is None for slot in reached):
         return None
     return min(slot for slot in reached if slot is not None)
+
+
+def wait_for_slots(
+    client: redis.Redis,
+    queue: str,
+    jobs: Iterable[str],
+    second: int,
+    *,
+    timeout_s: float = 30.0,
+    on_timeout: Callable[[], str] | None = None,
+) -> list[Fired]:
+    """Wait until every one of `jobs` has a slot at or after `second` on `queue`; the messages."""
+    jobs = tuple(jobs)
+
+    def reached() -> list[Fired] | None:
+        messages = fired_messages(client, queue)
+        newest = newest_slot_s(messages, jobs)
+        return messages if newest is not None and newest >= second else None
+
+    return wait_until(
+        reached,
+        timeout_s=timeout_s,
+        what=f"slots of {', '.join(jobs)} up to {slot_text(second)} on {queue}",
+        on_timeout=on_timeout,
+    )
 
 
 def check_every_slot_once(
