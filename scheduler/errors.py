@@ -44,3 +44,10 @@ class StateCorrupt(SchedulerError):
 
 class LeaseLost(SchedulerError):
     """Raised when a fencing-checked write finds that this node no longer holds the lease."""
+
+
+class PublishFailed(SchedulerError):
+    """Raised when the broker did not accept the message of a claimed slot.
+
+    The slot stays pending in the dispatcher and is published again on the next attempt.
+    """

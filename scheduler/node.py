@@ -23,7 +23,7 @@ from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
 from scheduler.dispatch import Dispatcher
 from scheduler.engine import Due, Engine
-from scheduler.errors import ConfigError, LeaseLost
+from scheduler.errors import ConfigError, LeaseLost, PublishFailed
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory, slot_text
 from scheduler.sdnotify import notify
@@ -37,6 +37,7 @@ MAX_SLEEP_S = 1.0
 HEARTBEAT_S = 1.0
 STANDBY_POLL_S = 0.25
 RETRY_PAUSE_S = 0.05
+BROKER_RETRY_S = 0.5
 # Node records older than this are dropped from Redis; `status` shows only recent ones.
 FORGET_NODE_AFTER_S = 86_400
 
@@ -131,9 +132,16 @@ class Node:
             if self._leading_token != token:
                 self._take_over(value, token)
             assert self.engine is not None
+            assert self._dispatcher is not None
+            if self._dispatcher.pending:
+                self._dispatcher.flush()
             due = self.engine.take_due(int(self.clock.time()))
             if due:
                 self._send(value, token, due)
+        except PublishFailed as exc:
+            log.warning("%s; retrying", exc)
+            self._wake.wait(BROKER_RETRY_S)
+            return
         except LeaseLost as exc:
             log.warning("%s; standing by", exc)
             self.lease.forget()
