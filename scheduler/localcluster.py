@@ -115,6 +115,7 @@ class Cluster:
         for index in range(1, self.node_count + 1):
             self.start_node(f"node-{index}")
         wait_for(lambda: self.leader() is not None, 20, "a leader")
+        wait_for(lambda: len(self.store.nodes()) >= self.node_count, 20, "every node's heartbeat")
 
     def start_node(self, node_id: str) -> None:
         self._spawn(
