@@ -51,8 +51,9 @@ def _near_a_dst_change(slot: str, zone: str) -> bool:
 def test_agrees_with_apscheduler(text: str, zone: str) -> None:
     ours = next_slots(cron(text, zone), "2026-01-01T00:00:00Z", 200)
     theirs = apscheduler_slots(text, zone, "2026-01-01T00:00:00Z", 200)
+    until = min(ours[-1], theirs[-1])  # ISO 8601 UTC strings sort in time order
     # Leave out local 00:00-03:59, where the two disagree on purpose around DST changes.
-    ours = [slot for slot in ours if not _near_a_dst_change(slot, zone)]
-    theirs = [slot for slot in theirs if not _near_a_dst_change(slot, zone)]
+    ours = [slot for slot in ours if slot <= until and not _near_a_dst_change(slot, zone)]
+    theirs = [slot for slot in theirs if slot <= until and not _near_a_dst_change(slot, zone)]
     assert len(ours) >= 50
     assert ours == theirs
