@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scheduler.cli import app
+from tests.configs import config_file
 
 CONFIG = """
 [scheduler]
@@ -27,9 +28,7 @@ start = 2026-01-01T00:00:00Z
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "scheduler.toml"
-    path.write_text(CONFIG)
-    return path
+    return config_file(tmp_path, CONFIG)
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -44,8 +43,8 @@ def test_validate_ok(config: Path) -> None:
 
 
 def test_validate_bad_config_exits_2_with_one_line_per_problem(tmp_path: Path) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text('[jobs.x]\ntask = "t"\ncron = "0 0 * * 8"\n[jobs.y]\ntask = "t"\n')
+    bad = '[jobs.x]\ntask = "t"\ncron = "0 0 * * 8"\n[jobs.y]\ntask = "t"\n'
+    path = config_file(tmp_path, bad, "bad.toml")
     code, out, err = run("validate", "--config", str(path))
     assert code == 2
     assert out == ""

@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: child processes that always die at teardown."""
+"""Fixtures for integration tests: child processes that always die at teardown, a cluster of
+them around a private Redis, and the parked queue they fire onto."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from kombu import Connection
 from kombu.exceptions import OperationalError
 
-from tests.conftest import missing_server
+from tests.conftest import RedisServer, missing_server
 
-from .harness import Children
+from .harness import Children, Cluster, ParkedQueue
 
 _children_key = pytest.StashKey[Children]()
 
@@ -41,6 +42,18 @@ def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Childre
         yield group
     finally:
         group.kill_all()
+
+
+@pytest.fixture
+def cluster(children: Children, redis_server: RedisServer, tmp_path: Path) -> Cluster:
+    """Nodes and workers on the private Redis (state and broker); `configure` it first."""
+    return Cluster(children, tmp_path / "scheduler.toml", redis_server.url)
+
+
+@pytest.fixture
+def parked(children: Children, redis_server: RedisServer) -> ParkedQueue:
+    """The parked queue on the private Redis; a wait that times out shows every child's log."""
+    return ParkedQueue(redis_server.client(), on_timeout=children.log_tails)
 
 
 @pytest.fixture

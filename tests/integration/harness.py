@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from scheduler.store.outcomes import read_outcomes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -95,6 +99,21 @@ def write_config(
         lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+PARKED = "parked"  # a queue no worker consumes, so its Redis list keeps every message
+
+
+def every_second(
+    task: str = "jobs.examples.ping", *, queue: str = PARKED, **extra: object
+) -> dict[str, object]:
+    """A job table that fires `task` every second onto `queue`."""
+    return {"task": task, "every": "1s", "queue": queue, **extra}
+
+
+def catching_up(*names: str) -> dict[str, dict[str, object]]:
+    """Jobs firing every second onto the parked queue; a new leader fires what fell in a gap."""
+    return {name: every_second(catchup="all", misfire_grace="1m") for name in names}
 
 
 # --- child processes ----------------------------------------------------------------------
@@ -206,17 +225,57 @@ def run_cli(
 # --- scheduler and worker -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Leader:
+    """The lease holder as `scheduler status` reported it."""
+
+    node_id: str
+    token: int
+
+
 @dataclass
 class Cluster:
-    """Scheduler nodes and Celery workers sharing one config file."""
+    """Scheduler nodes and Celery workers sharing one config file and one state Redis."""
 
     children: Children
     config_path: Path
+    redis_url: str  # the state Redis; the broker too unless `extra_settings` names another
     nodes: dict[str, Child] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
         return child_env(self.config_path)
+
+    def state(self) -> redis.Redis:
+        """A client of the state Redis, with short socket timeouts."""
+        return redis.Redis.from_url(self.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+
+    def configure(
+        self,
+        *,
+        namespace: str,
+        jobs: Mapping[str, Mapping[str, object]],
+        lease_ttl: str = "1s",
+        extra_settings: Mapping[str, object] | None = None,
+    ) -> Path:
+        """(Re)write the config file that every node, worker and CLI run of ours reads."""
+        return write_config(
+            self.config_path,
+            redis_url=self.redis_url,
+            jobs=jobs,
+            namespace=namespace,
+            lease_ttl=lease_ttl,
+            extra_settings=extra_settings,
+        )
+
+    def bring_up(self, *node_ids: str, worker_queue: str | None = None) -> Leader:
+        """Start the nodes (and a worker on `worker_queue`); wait until all are ready; the leader."""
+        worker = self.start_worker(worker_queue) if worker_queue is not None else None
+        for node_id in node_ids:
+            self.start_node(node_id)
+        if worker is not None:
+            self.wait_worker_ready(worker)
+        return self.wait_for_leader()
 
     def start_node(self, node_id: str) -> Child:
         command = [
@@ -275,20 +334,18 @@ class Cluster:
             raise RuntimeError(f"`scheduler validate` exited {done.returncode}:\n{done.stderr}")
         return found.group(1)
 
-    def wait_for_leader(
-        self, *, timeout_s: float = 30.0, other_than: Iterable[str] = ()
-    ) -> dict[str, Any]:
+    def wait_for_leader(self, *, timeout_s: float = 30.0, other_than: Iterable[str] = ()) -> Leader:
         """Poll `scheduler status` until some node (not in `other_than`) holds the lease."""
         excluded = set(other_than)
 
-        def leader() -> dict[str, Any] | None:
+        def leader() -> Leader | None:
             for node_id, child in self.nodes.items():
                 if not child.alive() and node_id not in excluded:
                     raise RuntimeError(f"node {node_id} exited early:\n{child.tail()}")
             current = self.status()
             if current.get("leader") is None or current["leader"] in excluded:
                 return None
-            return current
+            return Leader(current["leader"], int(current["fencing_token"]))
 
         return wait_until(
             leader,
@@ -297,6 +354,54 @@ class Cluster:
             interval_s=0.2,
             on_timeout=self.children.log_tails,
         )
+
+    def signal_leader(self, leader: Leader, signum: int) -> Child:
+        """Send `signum` to the leader's process; that process."""
+        child = self.nodes[leader.node_id]
+        child.signal(signum)
+        return child
+
+    def wait_for_successor(self, leader: Leader, *, timeout_s: float = 30.0) -> Leader:
+        """Poll `scheduler status` until a node other than `leader` holds the lease."""
+        return self.wait_for_leader(timeout_s=timeout_s, other_than={leader.node_id})
+
+    def wait_for_records(self, *node_ids: str, timeout_s: float = 15.0) -> dict[str, Any]:
+        """Poll `scheduler status` until exactly these nodes have records; that status."""
+
+        def recorded() -> dict[str, Any] | None:
+            current = self.status()
+            return current if {n["node_id"] for n in current["nodes"]} == set(node_ids) else None
+
+        return wait_until(
+            recorded,
+            timeout_s=timeout_s,
+            what=f"records of {', '.join(node_ids)} in `status`",
+            interval_s=0.2,
+            on_timeout=self.children.log_tails,
+        )
+
+
+def celery_result(
+    task_id: str, *, broker_url: str, backend_url: str, timeout_s: float = 30.0
+) -> Any:
+    """Wait (bounded) for the result of `task_id` the way any Celery client would."""
+    client_app = Celery("it-client", broker=broker_url, backend=backend_url)
+    try:
+        return AsyncResult(task_id, app=client_app).get(timeout=timeout_s)
+    finally:
+        client_app.close()
+
+
+def wait_for_outcome(
+    state: redis.Redis, namespace: str, job: str, outcome: str, *, timeout_s: float = 15.0
+) -> dict[str, Any]:
+    """Wait until the worker hooks have recorded `outcome` as `job`'s last; that record."""
+
+    def recorded() -> dict[str, Any] | None:
+        record = read_outcomes(state, namespace).get(job)
+        return record if record and record.get("outcome") == outcome else None
+
+    return wait_until(recorded, timeout_s=timeout_s, what=f"{job}'s {outcome!r} recorded")
 
 
 # --- what the broker holds ----------------------------------------------------------------
@@ -307,9 +412,17 @@ def task_id_for(namespace: str, job: str, slot: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scheduler://{namespace}/{job}/{slot}"))
 
 
+SLOT_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
+
+
 def slot_text(epoch_s: int) -> str:
     """A slot as the ``scheduler_slot`` header writes it: ``2026-11-25T21:00:00Z``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
+
+
+def slot_soon() -> str:
+    """A slot safely after leadership began: a new job never fires slots from before that."""
+    return slot_text(int(time.time()) + 2)
 
 
 @dataclass(frozen=True)
@@ -365,29 +478,59 @@ def newest_slot_s(messages: Iterable[Fired], jobs: Iterable[str]) -> int | None:
     return min(slot for slot in reached if slot is not None)
 
 
-def wait_for_slots(
-    client: redis.Redis,
-    queue: str,
-    jobs: Iterable[str],
-    second: int,
-    *,
-    timeout_s: float = 30.0,
-    on_timeout: Callable[[], str] | None = None,
-) -> list[Fired]:
-    """Wait until every one of `jobs` has a slot at or after `second` on `queue`; the messages."""
-    jobs = tuple(jobs)
+def of_job(job: str, messages: Iterable[Fired]) -> list[Fired]:
+    """The messages of one job."""
+    return [m for m in messages if m.job == job]
 
-    def reached() -> list[Fired] | None:
-        messages = fired_messages(client, queue)
-        newest = newest_slot_s(messages, jobs)
-        return messages if newest is not None and newest >= second else None
 
-    return wait_until(
-        reached,
-        timeout_s=timeout_s,
-        what=f"slots of {', '.join(jobs)} up to {slot_text(second)} on {queue}",
-        on_timeout=on_timeout,
-    )
+def under_other_tokens(token: int, messages: Iterable[Fired]) -> list[Fired]:
+    """The messages some leader other than the one holding `token` sent."""
+    return [m for m in messages if m.token != token]
+
+
+@dataclass(frozen=True)
+class ParkedQueue:
+    """A queue on the Redis broker that no worker consumes: every message stays readable."""
+
+    client: redis.Redis
+    name: str = PARKED
+    on_timeout: Callable[[], str] | None = None  # what a timed-out wait adds to its error
+
+    def messages(self) -> list[Fired]:
+        return fired_messages(self.client, self.name)
+
+    def wait_for(
+        self,
+        found: Callable[[list[Fired]], T | None],
+        *,
+        what: str,
+        timeout_s: float = 30.0,
+        interval_s: float = 0.1,
+    ) -> T:
+        """Poll the queue until `found(messages)` is truthy (not None, False or empty); that value."""
+        return wait_until(
+            lambda: found(self.messages()) or None,
+            timeout_s=timeout_s,
+            what=what,
+            interval_s=interval_s,
+            on_timeout=self.on_timeout,
+        )
+
+    def wait_for_slots(
+        self, jobs: Iterable[str], second: int, *, timeout_s: float = 30.0
+    ) -> list[Fired]:
+        """Wait until every one of `jobs` has a slot at or after `second`; the messages."""
+        jobs = tuple(jobs)
+
+        def reached(messages: list[Fired]) -> list[Fired] | None:
+            newest = newest_slot_s(messages, jobs)
+            return messages if newest is not None and newest >= second else None
+
+        return self.wait_for(
+            reached,
+            what=f"slots of {', '.join(jobs)} up to {slot_text(second)} on {self.name}",
+            timeout_s=timeout_s,
+        )
 
 
 def check_every_slot_once(
@@ -404,3 +547,12 @@ def check_every_slot_once(
     assert not missing, f"slots never enqueued: {missing}"
     assert not unexpected, f"slots nobody scheduled: {unexpected}"
     assert sum(counts.values()) == len(expected) == len(jobs) * (last_s - first_s + 1)
+
+
+def check_no_repeats(messages: Iterable[Fired], *, namespace: str | None = None) -> None:
+    """Inside any window or not, no (job, slot) went out twice; with `namespace`, every message
+    carries the task id DESIGN.md promises."""
+    messages = list(messages)
+    assert len({(m.job, m.slot) for m in messages}) == len(messages)
+    if namespace is not None:
+        assert all(m.task_id == task_id_for(namespace, m.job, m.slot) for m in messages)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import math
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,67 +15,46 @@ import pytest
 from tests.conftest import free_port
 
 from .harness import (
-    Children,
+    SLOT_FORMAT,
     Cluster,
-    Fired,
+    ParkedQueue,
     check_every_slot_once,
+    check_no_repeats,
     child_env,
-    fired_messages,
+    every_second,
+    of_job,
     run_cli,
-    wait_for_slots,
     wait_until,
     write_config,
 )
 
 NAMESPACE = "it-cli"
 WORKED = "it-cli-worked"  # a worker consumes it
-PARKED = "parked"  # nobody does, so the list keeps every message
 LEASE_TTL_MS = 1500
-SLOT_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 PAUSE_SLACK_S = 2  # a slot claimed while `pause` was on its way may still go out
 RUN_S = 2
 PASSWORD = "hunter2"
 
 
-def of(job: str, messages: list[Fired]) -> list[Fired]:
-    return [m for m in messages if m.job == job]
-
-
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_status_jobs_list_pause_and_resume_against_a_live_node(
-    redis_server: Any, children: Children, tmp_path: Path
+    cluster: Cluster, parked: ParkedQueue
 ) -> None:
-    broker = redis_server.client()
-    config = write_config(
-        tmp_path / "scheduler.toml",
-        redis_url=redis_server.url,
+    cluster.configure(
         namespace=NAMESPACE,
         lease_ttl=f"{LEASE_TTL_MS}ms",
         jobs={
-            "greet": {
-                "task": "jobs.examples.hello",
-                "every": "1s",
-                "args": ["cli"],
-                "queue": WORKED,
-            },
-            "tick": {"task": "jobs.examples.ping", "every": "1s", "queue": PARKED},
-            "tock": {"task": "jobs.examples.ping", "every": "1s", "queue": PARKED},
+            "greet": every_second("jobs.examples.hello", args=["cli"], queue=WORKED),
+            "tick": every_second(),
+            "tock": every_second(),
         },
     )
-    cluster = Cluster(children, config)
-    worker = cluster.start_worker(WORKED)
-    cluster.start_node("n1")
-    cluster.wait_worker_ready(worker)
-    cluster.wait_for_leader()
+    cluster.bring_up("n1", worker_queue=WORKED)
     config_hash = cluster.config_hash()
 
     # -- status ---------------------------------------------------------------------------
-    def with_node_record() -> dict[str, Any] | None:
-        current = cluster.status()
-        return current if current["nodes"] else None
-
-    status = wait_until(with_node_record, timeout_s=15, what="the node's record in `status`")
+    status = cluster.wait_for_records("n1")
     assert status["leader"] == "n1"
     assert isinstance(status["fencing_token"], int)
     assert not isinstance(status["fencing_token"], bool)
@@ -106,9 +84,8 @@ def test_status_jobs_list_pause_and_resume_against_a_live_node(
 
     # -- pause tick: its slots stop, tock's go on -------------------------------------------
     # One node, two new jobs: from the first slot either fired on, each slot goes out once.
-    window_first_s = max(
-        min(m.slot_s for m in of(job, fired_messages(broker, PARKED))) for job in ("tick", "tock")
-    )
+    fired = parked.messages()
+    window_first_s = max(min(m.slot_s for m in of_job(job, fired)) for job in ("tick", "tock"))
     pause_sent_at = time.time()
     paused = cluster.cli("jobs", "pause", "tick")
     paused_at = time.time()
@@ -116,26 +93,24 @@ def test_status_jobs_list_pause_and_resume_against_a_live_node(
     rows = {row["name"]: row for row in cluster.cli_json("jobs", "list")}
     assert [name for name, row in rows.items() if row["paused"]] == ["tick"]
     # tock runs on through at least RUN_S seconds of slots that tick must not send.
-    wait_for_slots(broker, PARKED, ["tock"], math.ceil(paused_at) + PAUSE_SLACK_S + RUN_S + 1)
+    parked.wait_for_slots(["tock"], math.ceil(paused_at) + PAUSE_SLACK_S + RUN_S + 1)
 
     resume_sent_at = time.time()
     resumed = cluster.cli("jobs", "resume", "tick")
     resumed_at = time.time()
     assert (resumed.returncode, resumed.stdout, resumed.stderr) == (0, "tick: resumed\n", "")
     window_last_s = math.ceil(resumed_at) + RUN_S
-    messages = wait_for_slots(
-        broker, PARKED, ["tick", "tock"], window_last_s, on_timeout=children.log_tails
-    )
+    messages = parked.wait_for_slots(["tick", "tock"], window_last_s)
 
-    tick = of("tick", messages)
+    tick = of_job("tick", messages)
     paused_s = (paused_at + PAUSE_SLACK_S, resume_sent_at - 1)  # surely paused in between
     while_paused = [m.slot for m in tick if paused_s[0] < m.slot_s < paused_s[1]]
     assert not while_paused, f"tick fired while paused: {while_paused}"
     # Before the pause and after the resume, every tick slot once; tock never stopped.
     check_every_slot_once(tick, ["tick"], window_first_s, math.floor(pause_sent_at) - 1)
     check_every_slot_once(tick, ["tick"], math.ceil(resumed_at), window_last_s)
-    check_every_slot_once(of("tock", messages), ["tock"], window_first_s, window_last_s)
-    assert len({(m.job, m.slot) for m in messages}) == len(messages)
+    check_every_slot_once(of_job("tock", messages), ["tock"], window_first_s, window_last_s)
+    check_no_repeats(messages)
 
 
 @pytest.mark.integration

@@ -10,8 +10,6 @@ import itertools
 import math
 import signal
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -19,19 +17,17 @@ import redis
 from scheduler.store.keys import Keys
 
 from .harness import (
-    Children,
     Cluster,
     Fired,
+    ParkedQueue,
+    catching_up,
     check_every_slot_once,
-    fired_messages,
-    task_id_for,
-    wait_for_slots,
+    check_no_repeats,
+    under_other_tokens,
     wait_until,
-    write_config,
 )
 
 NAMESPACE = "it-handover"
-QUEUE = "parked"  # no worker consumes it, so the list keeps every message
 JOBS = ("alpha", "beta")
 LEASE_TTL = "2s"
 RUN_S = 3  # seconds of slots to see on each side of the handover
@@ -50,46 +46,19 @@ def enqueue_times_ms(client: redis.Redis) -> list[tuple[int, str, int]]:
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_sigterm_hands_the_lease_over_without_gap_or_repeat(
-    redis_server: Any, children: Children, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    cluster: Cluster, parked: ParkedQueue, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    broker = redis_server.client()
-    config = write_config(
-        tmp_path / "scheduler.toml",
-        redis_url=redis_server.url,
-        namespace=NAMESPACE,
-        lease_ttl=LEASE_TTL,
-        jobs={
-            name: {
-                "task": "jobs.examples.ping",
-                "every": "1s",
-                "queue": QUEUE,
-                "catchup": "all",
-                "misfire_grace": "1m",
-            }
-            for name in JOBS
-        },
-    )
-    cluster = Cluster(children, config)
-    for node_id in ("n1", "n2"):
-        cluster.start_node(node_id)
-    first = cluster.wait_for_leader()
+    cluster.configure(namespace=NAMESPACE, lease_ttl=LEASE_TTL, jobs=catching_up(*JOBS))
+    first = cluster.bring_up("n1", "n2")
     # Both nodes up and heartbeating: the standby is waiting before the window starts.
-    wait_until(
-        lambda: {n["node_id"] for n in cluster.status()["nodes"]} == {"n1", "n2"},
-        timeout_s=15,
-        what="both nodes in `status`",
-        interval_s=0.2,
-        on_timeout=children.log_tails,
-    )
+    cluster.wait_for_records("n1", "n2")
     window_first_s = math.ceil(time.time()) + 1
-    wait_for_slots(broker, QUEUE, JOBS, window_first_s + RUN_S, on_timeout=children.log_tails)
+    parked.wait_for_slots(JOBS, window_first_s + RUN_S)
 
-    old_leader, old_token = first["leader"], int(first["fencing_token"])
-    (standby,) = {"n1", "n2"} - {old_leader}
-    stopping = cluster.nodes[old_leader]
-    waker = redis.Redis.from_url(redis_server.url, socket_timeout=10, socket_connect_timeout=2)
+    (standby,) = {"n1", "n2"} - {first.node_id}
+    waker = redis.Redis.from_url(cluster.redis_url, socket_timeout=10, socket_connect_timeout=2)
     try:
-        stopping.signal(signal.SIGTERM)
+        stopping = cluster.signal_leader(first, signal.SIGTERM)
         sigterm_at = time.time()
         # The release pushes wake-ups for blocked standbys; we can pop one of them too.
         woken = waker.blpop([Keys(NAMESPACE).handover], timeout=5)
@@ -99,7 +68,7 @@ def test_sigterm_hands_the_lease_over_without_gap_or_repeat(
     assert woken is not None, "no handover wake-up was pushed after SIGTERM"
 
     def first_new(messages: list[Fired]) -> Fired | None:
-        newer = [m for m in messages if m.token != old_token]
+        newer = under_other_tokens(first.token, messages)
         return min(newer, key=lambda m: m.slot_s) if newer else None
 
     seen_at: dict[str, float] = {}
@@ -108,51 +77,50 @@ def test_sigterm_hands_the_lease_over_without_gap_or_repeat(
         now = time.time()
         if "exit" not in seen_at and not stopping.alive():
             seen_at["exit"] = now
-        if "message" not in seen_at and first_new(fired_messages(broker, QUEUE)):
+        if "message" not in seen_at and first_new(parked.messages()):
             seen_at["message"] = now
         return len(seen_at) == 2
 
     wait_until(
         exited_and_replaced,
         timeout_s=EXIT_BOUND_S,
-        what=f"{old_leader} to exit and a message under a new token",
+        what=f"{first.node_id} to exit and a message under a new token",
         interval_s=0.02,
-        on_timeout=children.log_tails,
+        on_timeout=cluster.children.log_tails,
     )
     assert stopping.wait_exit(0) == 0, stopping.tail()
-    assert f"lease released by node {old_leader}" in stopping.log_text()
+    assert f"lease released by node {first.node_id}" in stopping.log_text()
     after = cluster.status()
     assert after["leader"] == standby
     new_token = int(after["fencing_token"])
-    assert new_token > old_token
+    assert new_token > first.token
     # The stopped node removed its own record on the way out; it does not linger for seconds.
     assert [n["node_id"] for n in after["nodes"]] == [standby]
 
     window_last_s = math.ceil(seen_at["message"]) + RUN_S
-    messages = wait_for_slots(broker, QUEUE, JOBS, window_last_s, on_timeout=children.log_tails)
+    messages = parked.wait_for_slots(JOBS, window_last_s)
 
-    fires = [f for f in enqueue_times_ms(broker) if window_first_s <= f[2] <= window_last_s]
+    fires = [f for f in enqueue_times_ms(parked.client) if window_first_s <= f[2] <= window_last_s]
     gaps_ms = [later[0] - earlier[0] for earlier, later in itertools.pairwise(fires)]
     late_ms = [at_ms - slot * 1000 for at_ms, _, slot in fires]
     handover_message = first_new(messages)
     assert handover_message is not None
     with capsys.disabled():  # shown on every run: the numbers are the point of the exercise
         print(
-            f"\nhandover: SIGTERM to {old_leader} (token {old_token}); wake-up popped after "
-            f"{(woken_at - sigterm_at) * 1000:.0f} ms; {old_leader} exited 0 after "
+            f"\nhandover: SIGTERM to {first.node_id} (token {first.token}); wake-up popped after "
+            f"{(woken_at - sigterm_at) * 1000:.0f} ms; {first.node_id} exited 0 after "
             f"{seen_at['exit'] - sigterm_at:.3f}s; first message of {standby} (token "
             f"{new_token}, slot {handover_message.slot}) seen {seen_at['message'] - sigterm_at:.3f}s"
             f" after SIGTERM; largest gap between enqueues {max(gaps_ms)} ms; latest slot "
             f"enqueued {max(late_ms)} ms after its time (lease_ttl {LEASE_TTL})"
         )
 
-    assert {m.token for m in messages} == {old_token, new_token}
+    assert {m.token for m in messages} == {first.token, new_token}
     for job in JOBS:  # one leader after the other, never interleaved
-        old_slots = [m.slot_s for m in messages if m.job == job and m.token == old_token]
+        old_slots = [m.slot_s for m in messages if m.job == job and m.token == first.token]
         new_slots = [m.slot_s for m in messages if m.job == job and m.token == new_token]
         assert old_slots, f"{job}: nothing under the old token"
         assert new_slots, f"{job}: nothing under the new token"
         assert max(old_slots) < min(new_slots), f"{job}: the two leaders' slots interleave"
     check_every_slot_once(messages, JOBS, window_first_s, window_last_s)
-    assert len({(m.job, m.slot) for m in messages}) == len(messages)
-    assert all(m.task_id == task_id_for(NAMESPACE, m.job, m.slot) for m in messages)
+    check_no_repeats(messages, namespace=NAMESPACE)

@@ -7,24 +7,26 @@ can read its messages as they were published. Both are deleted at the end.
 
 from __future__ import annotations
 
-import re
-import time
 import uuid
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
-from celery.result import AsyncResult
 from kombu import Connection, Exchange, Queue
 
-from scheduler.store.outcomes import read_outcomes
-
-from .harness import Children, Cluster, slot_text, task_id_for, wait_until, write_config
+from .harness import (
+    SLOT_FORMAT,
+    Cluster,
+    celery_result,
+    every_second,
+    slot_soon,
+    slot_text,
+    task_id_for,
+    wait_for_outcome,
+    wait_until,
+)
 
 NAMESPACE = "it-rabbitmq"
-SLOT_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 MESSAGES_TO_READ = 3
 
 
@@ -53,60 +55,35 @@ def queue_exists(url: str, name: str) -> bool:
 @pytest.mark.integration
 @pytest.mark.timeout(120)
 def test_rabbitmq_broker_delivers_slots_with_headers_and_ids(
-    redis_server: Any, rabbitmq_url: str, children: Children, tmp_path: Path
+    cluster: Cluster, rabbitmq_url: str
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     worked = f"sched-test-{suffix}"  # a worker consumes this one
     parked = f"sched-test-{suffix}-parked"  # nobody does: we read it ourselves
-    config = write_config(
-        tmp_path / "scheduler.toml",
-        redis_url=redis_server.url,
+    cluster.configure(
         namespace=NAMESPACE,
         lease_ttl="1s",
         extra_settings={"broker_url": rabbitmq_url},
         jobs={
-            "greet": {
-                "task": "jobs.examples.hello",
-                "every": "1s",
-                "args": ["rabbit"],
-                "queue": worked,
-            },
-            "echo": {
-                "task": "jobs.examples.hello",
-                "every": "1s",
-                "args": ["parked"],
-                "queue": parked,
-            },
+            "greet": every_second("jobs.examples.hello", args=["rabbit"], queue=worked),
+            "echo": every_second("jobs.examples.hello", args=["parked"], queue=parked),
         },
     )
-    cluster = Cluster(children, config)
     consumer = Connection(rabbitmq_url, connect_timeout=5)
     try:
         parked_queue = celery_queue(parked)(consumer.default_channel)
         parked_queue.declare()  # before the first publish, so we can read it from the start
-        worker = cluster.start_worker(worked)
-        cluster.start_node("n1")
-        cluster.wait_worker_ready(worker)
-        leader = cluster.wait_for_leader()
-        token = int(leader["fencing_token"])
+        leader = cluster.bring_up("n1", worker_queue=worked)
 
-        # A slot safely after leadership began: a new job never fires slots from before that.
-        slot = slot_text(int(time.time()) + 2)
-        client_app = Celery("it-client", broker=rabbitmq_url, backend=redis_server.url)
-        try:
-            result = AsyncResult(task_id_for(NAMESPACE, "greet", slot), app=client_app)
-            assert result.get(timeout=30) == "Hello, rabbit!"
-        finally:
-            client_app.close()
+        result = celery_result(
+            task_id_for(NAMESPACE, "greet", slot_soon()),
+            broker_url=rabbitmq_url,
+            backend_url=cluster.redis_url,
+        )
+        assert result == "Hello, rabbit!"
 
         # The worker hook found the headers on the request and reported under that same id.
-        state = redis_server.client()
-
-        def succeeded() -> dict[str, Any] | None:
-            record = read_outcomes(state, NAMESPACE).get("greet")
-            return record if record and record.get("outcome") == "succeeded" else None
-
-        record = wait_until(succeeded, timeout_s=15, what="greet's outcome recorded")
+        record = wait_for_outcome(cluster.state(), NAMESPACE, "greet", "succeeded")
         assert SLOT_FORMAT.fullmatch(record["slot"])
         assert record["task_id"] == task_id_for(NAMESPACE, "greet", record["slot"])
 
@@ -121,7 +98,7 @@ def test_rabbitmq_broker_delivers_slots_with_headers_and_ids(
 
         wait_until(read_some, timeout_s=20, what=f"{MESSAGES_TO_READ} messages on {parked}")
     finally:
-        children.kill_all()  # nothing may redeclare the queues after we delete them
+        cluster.children.kill_all()  # nothing may redeclare the queues after we delete them
         consumer.release()
         delete_queues(rabbitmq_url, [worked, parked])
 
@@ -131,7 +108,7 @@ def test_rabbitmq_broker_delivers_slots_with_headers_and_ids(
         headers = message.headers
         assert headers["scheduler_job"] == "echo"
         assert SLOT_FORMAT.fullmatch(headers["scheduler_slot"]), headers
-        assert int(headers["scheduler_token"]) == token
+        assert int(headers["scheduler_token"]) == leader.token
         assert headers["task"] == "jobs.examples.hello"
         expected_id = task_id_for(NAMESPACE, "echo", headers["scheduler_slot"])
         assert headers["id"] == expected_id

@@ -20,6 +20,14 @@ def lease(server: RedisServer, node: str, clock: ManualClock, ttl_s: float = 5) 
     return Lease(redis_client(server.url), KEYS, node, timedelta(seconds=ttl_s), clock)
 
 
+def acquired(server: RedisServer, node: str, clock: ManualClock) -> tuple[Lease, int]:
+    """A lease `node` has just taken, and the fencing token it got."""
+    held = lease(server, node, clock)
+    assert held.try_acquire()
+    assert held.token is not None
+    return held, held.token
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
@@ -47,9 +55,8 @@ def test_same_node_id_in_two_processes_are_two_owners(
 def test_tokens_grow_with_every_lease(redis_server: RedisServer, clock: ManualClock) -> None:
     tokens = []
     for node in ("a", "b", "c"):
-        holder = lease(redis_server, node, clock)
-        assert holder.try_acquire()
-        tokens.append(holder.token)
+        holder, token = acquired(redis_server, node, clock)
+        tokens.append(token)
         assert holder.release()
     assert tokens == sorted(tokens)
     assert len(set(tokens)) == 3
@@ -58,15 +65,10 @@ def test_tokens_grow_with_every_lease(redis_server: RedisServer, clock: ManualCl
 def test_token_keeps_growing_when_redis_loses_its_data(
     redis_server: RedisServer, clock: ManualClock
 ) -> None:
-    a = lease(redis_server, "a", clock)
-    assert a.try_acquire()
-    old = a.token
-    assert old is not None
+    a, old = acquired(redis_server, "a", clock)
     redis_server.client().flushall()
-    b = lease(redis_server, "b", clock)
-    assert b.try_acquire()
-    assert b.token is not None
-    assert b.token > old
+    _, new = acquired(redis_server, "b", clock)
+    assert new > old
     assert not a.renew()
     assert a.value is None
 
@@ -108,9 +110,7 @@ def test_expired_lease_goes_to_a_standby(redis_server: RedisServer, clock: Manua
 def test_acquire_after_lost_reply_is_still_ours(
     redis_server: RedisServer, clock: ManualClock
 ) -> None:
-    a = lease(redis_server, "a", clock)
-    assert a.try_acquire()
-    token = a.token
+    a, token = acquired(redis_server, "a", clock)
     a.forget()  # as if the acquire reply had been lost
     assert a.try_acquire()
     assert a.token == token

@@ -10,6 +10,7 @@ import pytest
 from scheduler.config import load_config
 from scheduler.connections import redact_url
 from scheduler.errors import ConfigError
+from tests.configs import config_file
 
 GOOD = """
 [scheduler]
@@ -43,20 +44,14 @@ at   = 2026-12-01T09:00:00
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "scheduler.toml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        load_config(write(tmp_path, text), env or {})
+        load_config(config_file(tmp_path, text), env or {})
     return caught.value.problems
 
 
 def test_a_good_config_reads_into_records(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, GOOD), {})
+    config = load_config(config_file(tmp_path, GOOD), {})
     assert config.scheduler.namespace == "prod"
     assert config.scheduler.lease_ttl == timedelta(seconds=2)
     assert config.scheduler.effective_broker_url == "redis://127.0.0.1:6379/0"
@@ -86,10 +81,10 @@ def test_a_good_config_reads_into_records(tmp_path: Path) -> None:
 
 
 def test_the_hash_is_stable_and_follows_the_jobs(tmp_path: Path) -> None:
-    first = load_config(write(tmp_path, GOOD), {}).hash
-    assert load_config(write(tmp_path, GOOD), {}).hash == first
+    first = load_config(config_file(tmp_path, GOOD), {}).hash
+    assert load_config(config_file(tmp_path, GOOD), {}).hash == first
     changed = GOOD.replace('every = "30s"', 'every = "31s"')
-    assert load_config(write(tmp_path, changed), {}).hash != first
+    assert load_config(config_file(tmp_path, changed), {}).hash != first
 
 
 def test_environment_overrides_the_scheduler_table(tmp_path: Path) -> None:
@@ -98,7 +93,7 @@ def test_environment_overrides_the_scheduler_table(tmp_path: Path) -> None:
         "SCHEDULER_NAMESPACE": "staging",
         "SCHEDULER_LEASE_TTL": "1500ms",
     }
-    config = load_config(write(tmp_path, GOOD), env)
+    config = load_config(config_file(tmp_path, GOOD), env)
     assert config.scheduler.redis_url == "redis://10.0.0.9:6379/2"
     assert config.scheduler.effective_broker_url == "redis://10.0.0.9:6379/2"
     assert config.scheduler.namespace == "staging"
@@ -107,8 +102,8 @@ def test_environment_overrides_the_scheduler_table(tmp_path: Path) -> None:
 
 def test_includes_add_jobs_relative_to_the_main_file(tmp_path: Path) -> None:
     (tmp_path / "jobs.d").mkdir()
-    write(tmp_path, '[jobs.extra]\ntask = "t"\nevery = 5\n', "jobs.d/extra.toml")
-    main = write(tmp_path, '[scheduler]\ninclude = ["jobs.d/*.toml"]\n')
+    config_file(tmp_path, '[jobs.extra]\ntask = "t"\nevery = 5\n', "jobs.d/extra.toml")
+    main = config_file(tmp_path, '[scheduler]\ninclude = ["jobs.d/*.toml"]\n')
     assert list(load_config(main, {}).jobs) == ["extra"]
 
 
@@ -164,7 +159,7 @@ def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_a_job_defined_twice_names_both_files(tmp_path: Path) -> None:
-    write(tmp_path, '[jobs.a]\ntask = "t"\nevery = 5\n', "more.toml")
+    config_file(tmp_path, '[jobs.a]\ntask = "t"\nevery = 5\n', "more.toml")
     text = '[scheduler]\ninclude = ["more.toml"]\n[jobs.a]\ntask = "t"\nevery = 5\n'
     assert problems(tmp_path, text) == ["more.toml: jobs.a: defined twice (also in scheduler.toml)"]
 
@@ -187,14 +182,18 @@ def test_password_comes_from_a_file_and_never_from_the_config_alone(tmp_path: Pa
     secret = tmp_path / "redis-password"
     secret.write_text("s3cr:t/\n")
     env = {"SCHEDULER_REDIS_PASSWORD_FILE": str(secret)}
-    config = load_config(write(tmp_path, '[scheduler]\nredis_url = "redis://app@h:6380/1"\n'), env)
+    config = load_config(
+        config_file(tmp_path, '[scheduler]\nredis_url = "redis://app@h:6380/1"\n'), env
+    )
     assert config.scheduler.redis_url == "redis://app:s3cr%3At%2F@h:6380/1"
     assert config.scheduler.effective_broker_url == config.scheduler.redis_url
 
 
 def test_password_from_the_environment(tmp_path: Path) -> None:
     env = {"SCHEDULER_REDIS_PASSWORD": "pw"}
-    config = load_config(write(tmp_path, '[scheduler]\nredis_url = "redis://h:6379/0"\n'), env)
+    config = load_config(
+        config_file(tmp_path, '[scheduler]\nredis_url = "redis://h:6379/0"\n'), env
+    )
     assert config.scheduler.redis_url == "redis://:pw@h:6379/0"
 
 
