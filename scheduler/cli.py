@@ -16,6 +16,7 @@ import redis
 import typer
 
 from scheduler import __version__
+from scheduler.clock import SystemClock
 from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, tzdata_version
 from scheduler.errors import ConfigError
@@ -77,6 +78,9 @@ def run(
         str | None, typer.Option("--node-id", help="This node's name [default: host name]")
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")] = "INFO",
+    clock_offset_s: Annotated[
+        float, typer.Option("--clock-offset", hidden=True, help="Test knob: skew this node's clock")
+    ] = 0.0,
 ) -> None:
     """Run one node in the foreground until SIGTERM or SIGINT (SIGHUP reloads the config)."""
     cfg = _config(config)
@@ -85,7 +89,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    node = Node(cfg, node_id or socket.gethostname())
+    node = Node(cfg, node_id or socket.gethostname(), SystemClock(clock_offset_s))
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     signal.signal(signal.SIGINT, lambda *_: node.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: node.request_reload())

@@ -69,3 +69,23 @@ class Keys:
     def nodes(self) -> str:
         """Hash node id -> JSON heartbeat (host, pid, version, clock offset, config hash...)."""
         return self._key("nodes")
+
+    @property
+    def outbox(self) -> str:
+        """List of claimed slots ("<job> <slot> <token>") not yet accepted by a non-Redis
+        broker, oldest first. Only used when the broker is not the state's Redis."""
+        return self._key("outbox")
+
+    @property
+    def epoch(self) -> str:
+        """String: a random id written once; when it vanishes, Redis lost its data."""
+        return self._key("epoch")
+
+    def run_claim(self, task_id: str) -> str:
+        """String with a TTL: the worker hook's claim that this task id has run (or is running)."""
+        return self._key(f"run:{task_id}")
+
+    @property
+    def executions(self) -> str:
+        """Stream of executions the worker hook let run (job, slot, task id, worker), capped."""
+        return self._key("executions")
