@@ -18,7 +18,7 @@ import typer
 from scheduler import __version__
 from scheduler.clock import SystemClock
 from scheduler.config import Config, load_config
-from scheduler.connections import redact_url, redis_client, tzdata_version
+from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
 from scheduler.errors import ConfigError
 from scheduler.lease import read_holder
 from scheduler.node import Node
@@ -201,15 +201,25 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     try:
         holder = read_holder(store.client, store.keys)
         server_s, micros = store.client.time()
+        settings = cfg.scheduler
+        pending = store.outbox_size()
         record = status_record(
             holder,
             store.nodes(),
             server_s + micros / 1e6,
             {
-                "namespace": cfg.scheduler.namespace,
+                "namespace": settings.namespace,
                 "config_hash": cfg.hash,
                 "tzdata": tzdata_version(),
                 "version": __version__,
+                "broker": redact_url(settings.effective_broker_url),
+                "atomic_enqueue": same_redis(settings.redis_url, settings.effective_broker_url),
+                "outbox": {
+                    "pending": pending,
+                    "max": settings.outbox_max,
+                    "full": pending >= settings.outbox_max,
+                },
+                "state_lost": store.state_lost(),
             },
         )
     except redis.RedisError as exc:
@@ -227,7 +237,17 @@ def _print_status(record: dict[str, Any]) -> None:
         f"lease left: {record['lease_left_ms'] or '-'} ms  "
         f"config: {record['config_hash']}  tzdata: {record['tzdata']}"
     )
-    columns = ["node_id", "host", "pid", "leader", "clock_offset_ms", "config_hash", "seen_ago_s"]
+    outbox = record["outbox"]
+    if not record["atomic_enqueue"]:
+        full = "  FULL: slots are being recorded as missed" if outbox["full"] else ""
+        typer.echo(f"outbox: {outbox['pending']} of {outbox['max']} waiting for the broker{full}")
+    if record["state_lost"]:
+        lost = record["state_lost"]
+        typer.echo(f"STATE LOST: Redis lost its data; noticed {lost.get('noticed_at')}")
+    columns = [
+        "node_id", "host", "pid", "leader", "clock_offset_ms", "clock_ok", "config_hash",
+        "seen_ago_s",
+    ]  # fmt: skip
     typer.echo(table(record["nodes"], columns))
 
 

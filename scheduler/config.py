@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from scheduler.connections import redact_url, with_password
+from scheduler.connections import SentinelTarget, is_sentinel, redact_url, with_password
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import ConfigError
 from scheduler.jobspec import JOB_NAME, JobSpec, Strict, build_job, read_zone, validation_lines
@@ -39,6 +39,9 @@ class SchedulerSettings(Strict):
     timezone: zoneinfo.ZoneInfo = zoneinfo.ZoneInfo("UTC")
     lease_ttl: timedelta = timedelta(seconds=1.5)
     max_clock_offset: timedelta = timedelta(seconds=1)
+    # Claimed slots waiting for a broker other than this Redis; when full, the leader stops
+    # claiming and records the slots as missed ranges instead.
+    outbox_max: int = Field(default=10_000, ge=1)
     include: tuple[str, ...] = ()
     # Secrets stay out of the config file: SCHEDULER_REDIS_PASSWORD, or a file (systemd's
     # LoadCredential=) named by SCHEDULER_REDIS_PASSWORD_FILE. Used by redis_url, and by the
@@ -78,6 +81,8 @@ class SchedulerSettings(Strict):
     def _url_shape(cls, value: str) -> str:
         if value and "://" not in value:
             raise ValueError(f"expected a URL like redis://host:6379/0, got {redact_url(value)!r}")
+        if is_sentinel(value):
+            SentinelTarget.parse(value)  # its ValueError names what is wrong
         return value
 
     @property

@@ -1,77 +1,95 @@
-"""From due slots to messages in the broker, under the fencing check.
+"""From due slots to claims in Redis, under the fencing check.
 
 Same Redis server for state and broker: the claim script also runs kombu's LPUSH, so claim and
 enqueue are one atomic step and a slot is enqueued exactly once. Any other broker: the claim
-comes first and the publish follows (a durable outbox between them is future work).
+script appends the slot to a durable outbox, which the publisher (publisher.py) sends.
+
+Claims go in chunks, each one short script on the server, so a planned stop can hand back
+the rest of a long burst and the lease renewal never waits behind it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kombu import Connection, Producer
-
 from scheduler.engine import Due
-from scheduler.errors import PublishFailed
 from scheduler.jobspec import JobSpec
 from scheduler.messages import MessageFactory, slot_text
-from scheduler.store.state import ClaimStatus, FireClaim, StateStore
-
-# The dispatcher's own broker connection gives up fast: the node retries on its next tick, and
-# a slot waiting to be published stays pending meanwhile.
-BROKER_CONNECT_TIMEOUT_S = 2.0
+from scheduler.store.state import CLAIM_CHUNK, ClaimStatus, FireClaim, MissedRange, StateStore
 
 log = logging.getLogger(__name__)
 
+# How long a claim waits for one replica to acknowledge it (Sentinel deployments).
+REPLICA_WAIT_MS = 100
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Sent:
-    """Counts of one dispatch, by what the claim said."""
+    """Counts of one dispatch, by what the claims said."""
 
     fired: int = 0
     paused: int = 0
     already: int = 0
+    outbox_full: int = 0
+    handed_back: int = 0
     missed_ranges: int = 0
 
 
 class Dispatcher:
-    def __init__(self, store: StateStore, factory: MessageFactory, atomic: bool) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        factory: MessageFactory,
+        atomic: bool,
+        outbox_cap: int,
+        wait_for_replica: bool = False,
+    ) -> None:
         self.store = store
         self.factory = factory
         self.atomic = atomic
-        self._connection: Connection | None = None
-        self._producer: Producer | None = None
-        self._declared: set[str] = set()
-        # Claimed but not yet accepted by the broker, oldest first: (job, slot, token).
-        # Kept in memory only: a durable outbox is future work (see README).
-        self.pending: dict[tuple[str, int], tuple[JobSpec, int, int]] = {}
+        self.outbox_cap = 0 if atomic else outbox_cap
+        # Behind Sentinel: after each claim, WAIT until a replica has it (or a short timeout),
+        # so a promotion right after a claim rarely loses it. WAIT cannot run in a script.
+        self.wait_for_replica = wait_for_replica
+        self._unreplicated_since: float | None = None
 
-    def send(self, lease_value: str, token: int, due: Due) -> Sent:
-        """Claim `due` under our lease and get each claimed slot's message to the broker.
+    def send(
+        self,
+        lease_value: str,
+        token: int,
+        due: Due,
+        keep_going: Callable[[], bool] = lambda: True,
+    ) -> Sent:
+        """Claim `due` chunk by chunk while `keep_going()`; the rest is handed back unclaimed.
 
-        Raises LeaseLost (nothing of the refused chunk written) or a Redis/kombu error; a
-        resend of the same `due` is safe: claims already made answer "already ours".
+        Raises LeaseLost (nothing of the refused chunk written) or a Redis error; sending the
+        same `due` again is safe: claims already made answer "already ours".
         """
-        claims = []
-        for job, slot_s in due.fires:
-            if self.atomic:
-                push = self.factory.redis_push(job, slot_s, token)
-                claims.append(FireClaim(job.name, slot_s, push.key, push.payload))
-            else:
-                claims.append(FireClaim(job.name, slot_s))
-        statuses = self.store.claim(lease_value, token, claims, due.missed)
-        to_publish = [
-            fire
-            for fire, status in zip(due.fires, statuses, strict=True)
-            if status in (ClaimStatus.CLAIMED, ClaimStatus.ALREADY_OURS)
-        ]
-        if not self.atomic:
-            for job, slot_s in to_publish:
-                self.pending.setdefault((job.name, slot_s), (job, slot_s, token))
-            self.flush()
-        for job, slot_s in to_publish:
-            log.debug("fired %s at slot %s (token %d)", job.name, slot_text(slot_s), token)
+        sent = Sent(missed_ranges=len(due.missed))
+        missed: Sequence[MissedRange] = due.missed
+        for start in range(0, max(len(due.fires), 1), CLAIM_CHUNK):
+            chunk = due.fires[start : start + CLAIM_CHUNK]
+            if start and not keep_going():
+                sent.handed_back = len(due.fires) - start
+                log.info("handing back %d unclaimed slot(s) of this burst", sent.handed_back)
+                break
+            statuses = self.store.claim(
+                lease_value, token, self._claims(chunk, token), missed, self.outbox_cap
+            )
+            missed = ()
+            if self.wait_for_replica:
+                self._wait_for_replica()
+            self._count(sent, chunk, statuses, token)
+            refused = [
+                fire
+                for fire, status in zip(chunk, statuses, strict=True)
+                if status == ClaimStatus.OUTBOX_FULL
+            ]
+            if refused:
+                self._record_outbox_full(lease_value, token, refused)
         for gap in due.missed:
             log.warning(
                 "missed %d slot(s) of %s from %s to %s (%s)",
@@ -81,60 +99,60 @@ class Dispatcher:
                 slot_text(gap.last_s),
                 gap.reason,
             )
-        return Sent(
-            fired=statuses.count(ClaimStatus.CLAIMED),
-            paused=statuses.count(ClaimStatus.PAUSED),
-            already=statuses.count(ClaimStatus.ALREADY_OURS)
-            + statuses.count(ClaimStatus.TAKEN_BY_OTHER),
-            missed_ranges=len(due.missed),
+        return sent
+
+    def _wait_for_replica(self) -> None:
+        acked = int(self.store.client.wait(1, REPLICA_WAIT_MS))
+        if acked >= 1:
+            if self._unreplicated_since is not None:
+                log.info("a replica acknowledges claims again")
+            self._unreplicated_since = None
+        elif self._unreplicated_since is None:
+            self._unreplicated_since = time.monotonic()
+            log.warning(
+                "no replica acknowledged a claim within %d ms: a Sentinel promotion now could "
+                "lose it (see docs/guarantees.md)",
+                REPLICA_WAIT_MS,
+            )
+
+    def _claims(self, chunk: Sequence[tuple[JobSpec, int]], token: int) -> list[FireClaim]:
+        if not self.atomic:
+            return [FireClaim(job.name, slot_s) for job, slot_s in chunk]
+        claims = []
+        for job, slot_s in chunk:
+            push = self.factory.redis_push(job, slot_s, token)
+            claims.append(FireClaim(job.name, slot_s, push.key, push.payload))
+        return claims
+
+    @staticmethod
+    def _count(
+        sent: Sent, chunk: Sequence[tuple[JobSpec, int]], statuses: list[int], token: int
+    ) -> None:
+        sent.fired += statuses.count(ClaimStatus.CLAIMED)
+        sent.paused += statuses.count(ClaimStatus.PAUSED)
+        sent.already += statuses.count(ClaimStatus.ALREADY_OURS)
+        sent.already += statuses.count(ClaimStatus.TAKEN_BY_OTHER)
+        sent.outbox_full += statuses.count(ClaimStatus.OUTBOX_FULL)
+        for (job, slot_s), status in zip(chunk, statuses, strict=True):
+            if status == ClaimStatus.CLAIMED:
+                log.debug("fired %s at slot %s (token %d)", job.name, slot_text(slot_s), token)
+
+    def _record_outbox_full(
+        self, lease_value: str, token: int, refused: Sequence[tuple[JobSpec, int]]
+    ) -> None:
+        """Slots the full outbox refused become missed ranges: recorded, never silently gone."""
+        by_job: dict[str, list[int]] = {}
+        for job, slot_s in refused:
+            by_job.setdefault(job.name, []).append(slot_s)
+        ranges = [
+            MissedRange(name, min(slots), max(slots), len(slots), "outbox_full")
+            for name, slots in by_job.items()
+        ]
+        self.store.claim(lease_value, token, [], ranges, self.outbox_cap)
+        log.error(
+            "OUTBOX FULL (%d entries): the broker is not taking messages; %d slot(s) of %d "
+            "job(s) recorded as missed instead of claimed",
+            self.outbox_cap,
+            len(refused),
+            len(ranges),
         )
-
-    def flush(self) -> None:
-        """Publish pending slots in claim order; raise PublishFailed at the first refusal."""
-        while self.pending:
-            key = next(iter(self.pending))
-            job, slot_s, token = self.pending[key]
-            try:
-                producer = self._ensure_producer()
-                declare = [] if job.queue in self._declared else [self.factory.queue(job.queue)]
-                producer.publish(
-                    **self.factory.publish_arguments(job, slot_s, token), declare=declare
-                )
-            except Exception as exc:  # kombu raises many kinds; all mean "not sent"
-                self._drop_connection()
-                raise PublishFailed(
-                    f"broker refused {job.name} at {slot_text(slot_s)} "
-                    f"({len(self.pending)} pending): {exc}"
-                ) from exc
-            self._declared.add(job.queue)
-            del self.pending[key]
-
-    def _ensure_producer(self) -> Producer:
-        if self._producer is None:
-            connection = self.factory.app.connection_for_write(
-                connect_timeout=BROKER_CONNECT_TIMEOUT_S
-            )
-            connection.transport_options["max_retries"] = 0
-            self._connection = connection
-            self._producer = Producer(connection.default_channel)
-        return self._producer
-
-    def _drop_connection(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.release()
-            except Exception:  # a broken connection may fail to close
-                log.debug("closing a broken broker connection failed", exc_info=True)
-        self._connection = self._producer = None
-        self._declared.clear()
-
-    def close(self) -> None:
-        if self.pending:
-            log.error(
-                "%d claimed slot(s) were never accepted by the broker and are dropped: %s",
-                len(self.pending),
-                ", ".join(f"{job} {slot_text(slot)}" for job, slot in self.pending),
-            )
-            self.pending.clear()
-        self._drop_connection()
-        self.factory.close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -136,3 +138,37 @@ def read_holder(client: redis.Redis, keys: Keys) -> LeaseHolder | None:
     if value is None:
         return None
     return LeaseHolder.parse(value, int(left_ms))
+
+
+def keep(
+    lease: Lease,
+    stop: threading.Event,
+    changed: threading.Event,
+    may_lead: Callable[[], bool],
+    standby_poll_s: float = 0.25,
+) -> None:
+    """The lease keeper's loop (its own thread and connection, so nothing waits before it).
+
+    As leader: renew every third of the TTL; give the lease up when `may_lead()` turns false.
+    As standby: take the lease when it is free and `may_lead()`, else wait for a vacancy.
+    `changed` is set whenever leadership may have changed.
+    """
+    renew_every_s = lease.ttl_ms / 1000 / 3
+    while not stop.is_set():
+        try:
+            if lease.value is not None:
+                if not may_lead():
+                    log.error("giving up the lease: this node may not lead now")
+                    lease.release()
+                    changed.set()
+                elif not lease.renew():
+                    changed.set()
+                stop.wait(renew_every_s)
+                continue
+            if may_lead() and lease.try_acquire():
+                changed.set()
+                continue
+            lease.wait_for_vacancy(standby_poll_s)
+        except redis.RedisError as exc:
+            log.warning("lease: redis unreachable: %s", exc)
+            stop.wait(standby_poll_s)

@@ -15,6 +15,7 @@ from celery import Celery
 from kombu import Connection, Exchange, Producer, Queue
 
 from scheduler.clock import utc
+from scheduler.connections import kombu_broker
 from scheduler.jobspec import JobSpec
 
 HEADER_JOB = "scheduler_job"
@@ -69,7 +70,7 @@ class MessageFactory:
 
     def __init__(self, namespace: str, broker_url: str, transport_options: dict[str, Any]) -> None:
         self.namespace = namespace
-        transport_options = dict(transport_options)
+        broker_url, transport_options = kombu_broker(broker_url, dict(transport_options))
         if broker_url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps"):
             # Wait for RabbitMQ's confirm: a claimed slot is published only once it is accepted.
             transport_options.setdefault("confirm_publish", True)

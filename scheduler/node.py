@@ -1,31 +1,32 @@
-"""One scheduler node: wires config, lease, engine and dispatch, and runs until stopped.
+"""One scheduler node: wires config, lease, engine, dispatch and publisher, and runs them.
 
-Three threads, so that nothing waits behind anything else that matters:
+Threads, so that nothing waits behind anything else that matters:
 - the lease keeper renews (or, as a standby, takes) the lease on its own Redis connection;
 - the heartbeat publishes this node's record and measures its clock against Redis ``TIME``;
+- the outbox publisher (brokers other than the state's Redis) sends claimed slots;
 - the caller's thread runs the engine while this node holds the lease.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-from dataclasses import dataclass
+from typing import Any
 
 import redis
 
-from scheduler import __version__
-from scheduler.clock import Clock, SystemClock, offset_to_redis
+from scheduler import lease as leases
+from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, load_config
-from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
+from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
 from scheduler.dispatch import Dispatcher
 from scheduler.engine import Due, Engine
-from scheduler.errors import ConfigError, LeaseLost, PublishFailed
+from scheduler.errors import ConfigError, LeaseLost
+from scheduler.heartbeat import Heartbeat
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory, slot_text
+from scheduler.publisher import OutboxPublisher
 from scheduler.sdnotify import notify
 from scheduler.store.keys import Keys
 from scheduler.store.state import AdoptFlag, StateStore
@@ -34,18 +35,8 @@ log = logging.getLogger(__name__)
 
 # Sleeps are capped so a wall-clock step is noticed within this long.
 MAX_SLEEP_S = 1.0
-HEARTBEAT_S = 1.0
 STANDBY_POLL_S = 0.25
 RETRY_PAUSE_S = 0.05
-BROKER_RETRY_S = 0.5
-# Node records older than this are dropped from Redis; `status` shows only recent ones.
-FORGET_NODE_AFTER_S = 86_400
-
-
-@dataclass(slots=True)
-class ClockCheck:
-    offset_s: float = 0.0
-    ok: bool = True
 
 
 class Node:
@@ -55,20 +46,37 @@ class Node:
         self.clock = clock or SystemClock()
         settings = config.scheduler
         self.keys = Keys(settings.namespace)
+        self.atomic = same_redis(settings.redis_url, settings.effective_broker_url)
         self.lease = Lease(
             redis_client(settings.redis_url), self.keys, node_id, settings.lease_ttl, self.clock
         )
         self.store = StateStore(redis_client(settings.redis_url), self.keys)
-        self._heartbeat_store = StateStore(redis_client(settings.redis_url), self.keys)
-        self.atomic = same_redis(settings.redis_url, settings.effective_broker_url)
+        self.heartbeat = Heartbeat(
+            StateStore(redis_client(settings.redis_url), self.keys),
+            node_id,
+            self.clock,
+            settings.max_clock_offset,
+            self._describe,
+        )
+        self.factory = MessageFactory(
+            settings.namespace, settings.effective_broker_url, settings.broker_transport_options
+        )
+        self.dispatcher = Dispatcher(
+            self.store,
+            self.factory,
+            self.atomic,
+            settings.outbox_max,
+            wait_for_replica=is_sentinel(settings.redis_url),
+        )
+        self.publisher = OutboxPublisher(
+            StateStore(redis_client(settings.redis_url), self.keys), self.factory, config.jobs
+        )
         self.engine: Engine | None = None
         self._leading_token: int | None = None
-        self._dispatcher: Dispatcher | None = None
-        self.clock_check = ClockCheck()
-        self.started_at = time.time()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
+        self._outbox_work = threading.Event()
 
     # -- control, safe to call from signal handlers -----------------------------------------
 
@@ -91,13 +99,27 @@ class Node:
             len(self.config.jobs),
             redact_url(settings.redis_url),
             redact_url(settings.effective_broker_url),
-            "claim and enqueue atomic" if self.atomic else "claim, then publish",
+            "claim and enqueue atomic" if self.atomic else "claim to an outbox, then publish",
             self.config.hash,
         )
         threads = [
-            threading.Thread(target=self._keep_lease, name="lease", daemon=True),
-            threading.Thread(target=self._beat, name="heartbeat", daemon=True),
+            threading.Thread(
+                target=leases.keep,
+                args=(self.lease, self._stop, self._wake, lambda: self.heartbeat.clock_ok),
+                name="lease",
+                daemon=True,
+            ),
+            threading.Thread(target=self.heartbeat.run, args=(self._stop,), daemon=True),
         ]
+        if not self.atomic:
+            threads.append(
+                threading.Thread(
+                    target=self.publisher.run,
+                    args=(self.lease, self._stop, self._outbox_work),
+                    name="publisher",
+                    daemon=True,
+                )
+            )
         for thread in threads:
             thread.start()
         try:
@@ -112,17 +134,32 @@ class Node:
                     self._wake.wait(STANDBY_POLL_S)
                     self._wake.clear()
         finally:
-            notify("STOPPING=1")
-            self._stop.set()
-            for thread in threads:
-                thread.join(timeout=2)
-            self._step_down()
-            try:
-                self.lease.release()
-                self._heartbeat_store.forget_nodes([self.node_id])
-            except redis.RedisError as exc:
-                log.warning("could not release the lease (it will expire): %s", exc)
-            log.info("node %s stopped", self.node_id)
+            self._shut_down(threads)
+
+    def _shut_down(self, threads: list[threading.Thread]) -> None:
+        notify("STOPPING=1")
+        self._stop.set()
+        self._outbox_work.set()
+        for thread in threads:
+            thread.join(timeout=3)
+        self._step_down()
+        try:
+            self.lease.release()
+            self.heartbeat.store.forget_nodes([self.node_id])
+        except redis.RedisError as exc:
+            log.warning("could not release the lease (it will expire): %s", exc)
+        self.factory.close()
+        log.info("node %s stopped", self.node_id)
+
+    def _describe(self) -> dict[str, Any]:
+        """This node's live facts for its heartbeat record."""
+        return {
+            "config_hash": self.config.hash,
+            "jobs": len(self.config.jobs),
+            "leader": self.lease.held(),
+            "fencing_token": self.lease.token,
+            "atomic_enqueue": self.atomic,
+        }
 
     def _lead_once(self) -> None:
         token, value = self.lease.token, self.lease.value
@@ -132,16 +169,9 @@ class Node:
             if self._leading_token != token:
                 self._take_over(value, token)
             assert self.engine is not None
-            assert self._dispatcher is not None
-            if self._dispatcher.pending:
-                self._dispatcher.flush()
             due = self.engine.take_due(int(self.clock.time()))
             if due:
                 self._send(value, token, due)
-        except PublishFailed as exc:
-            log.warning("%s; retrying", exc)
-            self._wake.wait(BROKER_RETRY_S)
-            return
         except LeaseLost as exc:
             log.warning("%s; standing by", exc)
             self.lease.forget()
@@ -159,34 +189,40 @@ class Node:
     def _take_over(self, lease_value: str, token: int) -> None:
         jobs = sorted(self.config.jobs)
         adopted = self.store.adopt(lease_value, int(self.clock.time()), jobs)
-        for job, (mark, flag) in adopted.items():
+        started = [job for job, (_, flag) in adopted.items() if flag == AdoptFlag.STARTED_NOW]
+        for job, (_, flag) in adopted.items():
             if flag == AdoptFlag.RESET_UNREADABLE:
                 log.error("watermark of %s in Redis was unreadable; starting it from now", job)
-            elif flag == AdoptFlag.STARTED_NOW:
-                log.info("job %s has no watermark yet; first slot after %s", job, slot_text(mark))
+        if started:
+            log.info(
+                "%d job(s) without a watermark start from now (%s): %s",
+                len(started),
+                slot_text(int(self.clock.time())),
+                ", ".join(started[:20]) + (" ..." if len(started) > 20 else ""),
+            )
         self.engine = Engine(self.config.jobs)
         self.engine.load({job: mark for job, (mark, _) in adopted.items()})
-        settings = self.config.scheduler
-        factory = MessageFactory(
-            settings.namespace, settings.effective_broker_url, settings.broker_transport_options
-        )
-        self._dispatcher = Dispatcher(self.store, factory, self.atomic)
         self._leading_token = token
+        self._outbox_work.set()  # drain whatever a former leader left
         log.info("leading with fencing token %d: %d jobs", token, len(jobs))
 
     def _send(self, lease_value: str, token: int, due: Due) -> None:
-        assert self._dispatcher is not None
         # A failed send is resent as it was: claims already made answer "already ours".
         while True:
             try:
-                self._dispatcher.send(lease_value, token, due)
-                return
+                self.dispatcher.send(lease_value, token, due, self._may_go_on)
+                break
             except redis.RedisError as exc:
-                if not self.lease.held() or self._stop.is_set():
-                    log.warning("dispatch failed and the lease is gone: %s", exc)
-                    raise LeaseLost("lease deadline passed during dispatch") from exc
+                if not self._may_go_on():
+                    raise LeaseLost(f"dispatch failed and the lease is ending: {exc}") from exc
                 log.warning("dispatch failed, retrying: %s", exc)
                 time.sleep(RETRY_PAUSE_S)
+        if not self.atomic:
+            self._outbox_work.set()
+
+    def _may_go_on(self) -> bool:
+        """Between two chunks of a burst: stop claiming on SIGTERM or at the lease deadline."""
+        return self.lease.held() and not self._stop.is_set()
 
     def _step_down(self) -> None:
         if self._leading_token is None:
@@ -194,9 +230,6 @@ class Node:
         log.info("no longer leading (fencing token %d)", self._leading_token)
         self._leading_token = None
         self.engine = None
-        if self._dispatcher is not None:
-            self._dispatcher.close()
-            self._dispatcher = None
 
     def _apply_reload(self) -> None:
         try:
@@ -205,8 +238,7 @@ class Node:
             for problem in exc.problems:
                 log.error("reload refused, keeping the running config: %s", problem)
             return
-        old = self.config.scheduler
-        new = fresh.scheduler
+        old, new = self.config.scheduler, fresh.scheduler
         if (old.redis_url, old.effective_broker_url, old.namespace) != (
             new.redis_url,
             new.effective_broker_url,
@@ -215,6 +247,7 @@ class Node:
             log.error("reload refused: redis_url, broker_url and namespace need a restart")
             return
         self.config = fresh
+        self.publisher.jobs = fresh.jobs
         if self.engine is not None and self.lease.value is not None:
             added = sorted(set(fresh.jobs) - set(self.engine.jobs))
             try:
@@ -225,75 +258,3 @@ class Node:
                 return
             self.engine.replace_jobs(fresh.jobs, {job: mark for job, (mark, _) in adopted.items()})
         log.info("config reloaded: %d jobs, hash %s", len(fresh.jobs), fresh.hash)
-
-    # -- lease keeper thread -----------------------------------------------------------------
-
-    def _keep_lease(self) -> None:
-        renew_every_s = self.lease.ttl_ms / 1000 / 3
-        while not self._stop.is_set():
-            try:
-                if self.lease.value is not None:
-                    if not self.clock_check.ok:
-                        log.error("clock offset too large: giving up the lease")
-                        self.lease.release()
-                    elif not self.lease.renew():
-                        self._wake.set()
-                    self._stop.wait(renew_every_s)
-                    continue
-                if self.clock_check.ok and self.lease.try_acquire():
-                    self._wake.set()
-                    continue
-                self.lease.wait_for_vacancy(STANDBY_POLL_S)
-            except redis.RedisError as exc:
-                log.warning("lease: redis unreachable: %s", exc)
-                self._stop.wait(STANDBY_POLL_S)
-
-    # -- heartbeat thread --------------------------------------------------------------------
-
-    def _beat(self) -> None:
-        host = socket.gethostname()
-        limit_s = self.config.scheduler.max_clock_offset.total_seconds()
-        ready = False
-        while not self._stop.is_set():
-            try:
-                offset_s, _ = offset_to_redis(self._heartbeat_store.client, self.clock)
-                ok = abs(offset_s) <= limit_s
-                if ok != self.clock_check.ok:
-                    if ok:
-                        log.info("clock offset to Redis back within limit: %.3fs", offset_s)
-                    else:
-                        log.error(
-                            "clock offset to Redis is %.3fs (limit %.3fs): refusing leadership",
-                            offset_s,
-                            limit_s,
-                        )
-                self.clock_check = ClockCheck(offset_s, ok)
-                self._heartbeat_store.heartbeat(
-                    self.node_id,
-                    {
-                        "node_id": self.node_id,
-                        "host": host,
-                        "pid": os.getpid(),
-                        "version": __version__,
-                        "started_at": round(self.started_at, 3),
-                        "seen_at": round(self.clock.time() + offset_s, 3),
-                        "clock_offset_ms": round(offset_s * 1000, 1),
-                        "clock_ok": ok,
-                        "config_hash": self.config.hash,
-                        "tzdata": tzdata_version(),
-                        "leader": self.lease.held(),
-                        "fencing_token": self.lease.token,
-                        "jobs": len(self.config.jobs),
-                        "atomic_enqueue": self.atomic,
-                    },
-                )
-                if not ready:
-                    notify("READY=1")
-                    ready = True
-            except redis.RedisError as exc:
-                log.warning("heartbeat: redis unreachable: %s", exc)
-                notify(f"STATUS=Redis unreachable: {exc}")
-            # The process is alive and looping even when Redis is not: systemd must not
-            # restart a healthy standby because Redis is down.
-            notify("WATCHDOG=1")
-            self._stop.wait(HEARTBEAT_S)

@@ -81,6 +81,11 @@ class Keys:
         """String: a random id written once; when it vanishes, Redis lost its data."""
         return self._key("epoch")
 
+    @property
+    def state_lost(self) -> str:
+        """String (JSON): when a node noticed that Redis had lost this deployment's data."""
+        return self._key("state_lost")
+
     def run_claim(self, task_id: str) -> str:
         """String with a TTL: the worker hook's claim that this task id has run (or is running)."""
         return self._key(f"run:{task_id}")

@@ -25,6 +25,7 @@ class ClaimStatus:
     CLAIMED = 1
     PAUSED = 2
     ALREADY_OURS = 3
+    OUTBOX_FULL = 4
 
 
 class AdoptFlag:
@@ -54,6 +55,24 @@ class MissedRange:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A claimed slot waiting for the broker: stored as "<job> <slot> <token>"."""
+
+    raw: bytes
+    job: str
+    slot_s: int
+    token: int
+
+    @classmethod
+    def parse(cls, raw: bytes) -> OutboxEntry | None:
+        """None for an entry this package did not write (garbage must not block the outbox)."""
+        parts = raw.split(b" ")
+        if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+            return None
+        return cls(raw, parts[0].decode(errors="replace"), int(parts[1]), int(parts[2]))
+
+
 class StateStore:
     """Fencing-checked writes of one deployment (namespace) in one Redis database."""
 
@@ -62,6 +81,7 @@ class StateStore:
         self.keys = keys
         self._adopt = register(client, "adopt")
         self._claim = register(client, "claim")
+        self._outbox_ack = register(client, "outbox_ack")
 
     def adopt(
         self, lease_value: str, now_s: int, jobs: Sequence[str]
@@ -85,10 +105,13 @@ class StateStore:
         token: int,
         fires: Sequence[FireClaim],
         missed: Sequence[MissedRange] = (),
+        outbox_cap: int = 0,
     ) -> list[int]:
         """Claim (and maybe enqueue) fires, record missed ranges; a ClaimStatus per fire.
 
-        Raises LeaseLost when the lease is no longer ours: nothing of that chunk was written.
+        With `outbox_cap` > 0 each claimed slot is also appended to the outbox, and refused
+        (OUTBOX_FULL) once the outbox holds that many. Raises LeaseLost when the lease is no
+        longer ours: nothing of that chunk was written.
         """
         statuses: list[int] = []
         keys = [
@@ -99,13 +122,14 @@ class StateStore:
             self.keys.missed,
             self.keys.paused,
             self.keys.paused_skips,
+            self.keys.outbox,
         ]
         pending_missed = list(missed)
         for start in range(0, max(len(fires), 1), CLAIM_CHUNK):
             chunk = fires[start : start + CLAIM_CHUNK]
             if not chunk and not pending_missed:
                 break
-            args: list[Any] = [lease_value, token, STREAM_CAP, len(pending_missed)]
+            args: list[Any] = [lease_value, token, STREAM_CAP, outbox_cap, len(pending_missed)]
             for gap in pending_missed:
                 args += [gap.job, gap.first_s, gap.last_s, gap.count, gap.reason]
             args.append(len(chunk))
@@ -117,6 +141,26 @@ class StateStore:
             pending_missed = []
             statuses.extend(int(status) for status in reply[1:])
         return statuses
+
+    # -- the outbox (brokers other than this Redis) -----------------------------------------
+
+    def outbox_head(self, count: int) -> list[bytes]:
+        """The oldest `count` entries still waiting for the broker (see OutboxEntry.parse)."""
+        return self.client.lrange(self.keys.outbox, 0, count - 1)  # type: ignore[return-value]
+
+    def outbox_ack(self, lease_value: str, published: Sequence[bytes]) -> int:
+        """Drop published entries from the outbox head; raises LeaseLost if not ours."""
+        removed = int(
+            self._outbox_ack(
+                keys=[self.keys.lease, self.keys.outbox], args=[lease_value, *published]
+            )
+        )
+        if removed < 0:
+            raise LeaseLost("lease lost: outbox ack refused by the fencing check")
+        return removed
+
+    def outbox_size(self) -> int:
+        return int(self.client.llen(self.keys.outbox))
 
     # -- operator views and controls ---------------------------------------------------------
 
@@ -154,6 +198,17 @@ class StateStore:
             self.keys.missed, count=count
         )
         return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+    def state_lost(self) -> dict[str, Any] | None:
+        """The report a node left when it found that Redis had lost this deployment's data."""
+        raw = self.client.get(self.keys.state_lost)
+        if raw is None:
+            return None
+        try:
+            report = json.loads(raw)
+        except ValueError:
+            return {"noticed_at": None, "unreadable": True}
+        return report if isinstance(report, dict) else {"noticed_at": None}
 
     # -- node heartbeats ---------------------------------------------------------------------
 

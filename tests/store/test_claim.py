@@ -112,3 +112,41 @@ def test_large_batches_are_claimed_in_chunks(store: StateStore, leader: Lease) -
     fires = [FireClaim(f"job{i}", T0, "q", b"x") for i in range(2500)]
     assert claim(store, leader, fires) == [ClaimStatus.CLAIMED] * 2500
     assert store.client.llen("q") == 2500
+
+
+def test_outbox_claims_append_in_order_and_refuse_when_full(
+    store: StateStore, leader: Lease
+) -> None:
+    assert leader.value is not None
+    assert leader.token is not None
+    fires = [FireClaim("a", T0), FireClaim("b", T0), FireClaim("a", T0 + 1)]
+    statuses = store.claim(leader.value, leader.token, fires, outbox_cap=2)
+    assert statuses == [ClaimStatus.CLAIMED, ClaimStatus.CLAIMED, ClaimStatus.OUTBOX_FULL]
+    token = str(leader.token).encode()
+    assert store.outbox_head(10) == [b"a %d %s" % (T0, token), b"b %d %s" % (T0, token)]
+    # A refused slot is not claimed: its watermark stays where it was.
+    assert store.watermarks() == {"a": T0, "b": T0}
+    # A resent claim is "already ours" and adds nothing to the outbox.
+    assert store.claim(leader.value, leader.token, fires[:1], outbox_cap=2) == [
+        ClaimStatus.ALREADY_OURS
+    ]
+    assert store.outbox_size() == 2
+
+
+def test_outbox_ack_removes_only_the_matching_head_under_the_lease(
+    redis_server: RedisServer, store: StateStore, leader: Lease
+) -> None:
+    assert leader.value is not None
+    assert leader.token is not None
+    store.claim(
+        leader.value, leader.token, [FireClaim("a", T0), FireClaim("a", T0 + 1)], outbox_cap=10
+    )
+    first, second = store.outbox_head(10)
+    assert store.outbox_ack(leader.value, [second]) == 0  # not the head: nothing removed
+    assert store.outbox_ack(leader.value, [first]) == 1
+    assert store.outbox_ack(leader.value, [first]) == 0  # a resent ack removes nothing else
+    stale = leader.value
+    assert leader.release()
+    with pytest.raises(LeaseLost):
+        store.outbox_ack(stale, [second])
+    assert store.outbox_head(10) == [second]

@@ -1,25 +1,28 @@
 -- Claim due slots under the fencing token, and (same-Redis broker) enqueue them in the same step.
 -- KEYS[1] lease, KEYS[2] watermarks, KEYS[3] last_fire, KEYS[4] history, KEYS[5] missed,
--- KEYS[6] paused, KEYS[7] paused_skips
+-- KEYS[6] paused, KEYS[7] paused_skips, KEYS[8] outbox
 -- ARGV[1] our lease value, ARGV[2] our token, ARGV[3] stream cap,
--- ARGV[4] number of missed ranges M, then M groups of 5: job, first, last, count, reason;
+-- ARGV[4] outbox cap: 0 when the broker is this Redis (the message comes with the fire),
+-- else claimed slots are appended to the outbox, and refused once it holds that many;
+-- ARGV[5] number of missed ranges M, then M groups of 5: job, first, last, count, reason;
 -- then the number of fires F, then F groups of 4: job, slot (epoch s),
 -- queue key ('' = the caller publishes after the claim), message ('' = none).
 -- Missed ranges come first: they are older than any fire of the same job in the batch.
 -- Returns {0} when the lease is not ours; else {1, s1, ..., sF}, one status per fire:
 -- 1 claimed now, 2 paused, 3 already ours (this token claimed it: a resent claim), 0 taken
--- earlier by another token.
+-- earlier by another token, 4 not claimed because the outbox is full.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return {0}
 end
 local token, cap = ARGV[2], ARGV[3]
+local outbox_cap = tonumber(ARGV[4])
 
 local function watermark(job)
   return tonumber(redis.call('HGET', KEYS[2], job) or '-1') or -1
 end
 
-local i = 5
-for _ = 1, tonumber(ARGV[4]) do
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
   local job, first, last, count, reason = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   i = i + 5
   if watermark(job) < tonumber(last) then
@@ -45,11 +48,16 @@ for _ = 1, fires do
     redis.call('HSET', KEYS[2], job, slot)
     redis.call('HINCRBY', KEYS[7], job, 1)
     out[#out + 1] = 2
+  elseif outbox_cap > 0 and redis.call('LLEN', KEYS[8]) >= outbox_cap then
+    out[#out + 1] = 4
   else
     redis.call('HSET', KEYS[2], job, slot)
     redis.call('HSET', KEYS[3], job, slot .. ' ' .. token)
     if queue ~= '' then
       redis.call('LPUSH', queue, message)
+    end
+    if outbox_cap > 0 then
+      redis.call('RPUSH', KEYS[8], job .. ' ' .. slot .. ' ' .. token)
     end
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'job', job, 'slot', slot, 'token', token)
     out[#out + 1] = 1
