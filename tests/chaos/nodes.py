@@ -1,0 +1,282 @@
+"""Scheduler nodes and Celery workers for chaos tests: the integration harness's `Cluster`, plus
+per-node environment and flags (a node behind its own proxy, a node with a skewed clock),
+restarts under the same node id, and fast reads of the lease straight from Redis."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from scheduler.lease import LeaseHolder, read_holder
+from scheduler.store.keys import Keys
+from tests.integration.harness import Child, Cluster, fired_messages, slot_text, wait_until
+
+from .observe import (
+    AmqpQueueReader,
+    Claim,
+    Execution,
+    newest_per_job,
+    pairs_of,
+    read_claims,
+    read_executions,
+)
+
+EXIT_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 30.0
+
+
+@dataclass
+class ChaosCluster(Cluster):
+    """`Cluster` with per-node overrides. `observe` makes the client the test reads state with
+    (default: `redis_url`; a Sentinel group passes one that follows the master)."""
+
+    namespace: str = "chaos"
+    observe: Callable[[], redis.Redis] | None = None
+    node_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    node_args: dict[str, list[str]] = field(default_factory=dict)
+    incarnations: dict[str, int] = field(default_factory=dict)
+    _client: redis.Redis | None = None
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.namespace)
+
+    def configure(
+        self,
+        *,
+        namespace: str,
+        jobs: Mapping[str, Mapping[str, object]],
+        lease_ttl: str = "1s",
+        extra_settings: Mapping[str, object] | None = None,
+    ) -> Path:
+        self.namespace = namespace
+        return super().configure(
+            namespace=namespace, jobs=jobs, lease_ttl=lease_ttl, extra_settings=extra_settings
+        )
+
+    def client(self) -> redis.Redis:
+        """The test's own client of the state Redis (not a node's)."""
+        if self._client is None:
+            self._client = self.observe() if self.observe is not None else self.state()
+        return self._client
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def start_node(
+        self,
+        node_id: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Iterable[str] | None = None,
+    ) -> Child:
+        """Start (or restart, with the same overrides as before) the node `node_id`."""
+        if env is not None:
+            self.node_env[node_id] = dict(env)
+        if args is not None:
+            self.node_args[node_id] = list(args)
+        count = self.incarnations.get(node_id, 0) + 1
+        self.incarnations[node_id] = count
+        command = [
+            sys.executable, "-m", "scheduler", "run",
+            "--config", str(self.config_path), "--node-id", node_id,
+            *self.node_args.get(node_id, []),
+        ]  # fmt: skip
+        name = f"node-{node_id}" if count == 1 else f"node-{node_id}.{count}"
+        child = self.children.start(name, command, {**self.env, **self.node_env.get(node_id, {})})
+        self.nodes[node_id] = child
+        return child
+
+    def start_worker(
+        self, queue: str, name: str = "worker", *, env: Mapping[str, str] | None = None
+    ) -> Child:
+        command = [
+            sys.executable, "-m", "celery", "-A", "jobs", "worker",
+            "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
+            "-Q", queue, "-n", f"{name}@%h", "--loglevel=INFO",
+        ]  # fmt: skip
+        return self.children.start(name, command, {**self.env, **(env or {})})
+
+    def kill_node(self, node_id: str) -> None:
+        """SIGKILL the node and reap it (bounded)."""
+        child = self.nodes[node_id]
+        child.signal(signal.SIGKILL)
+        child.wait_exit(EXIT_TIMEOUT_S)
+
+    def kill_leader(self, rng: random.Random, *, restart: bool = True) -> tuple[LeaseHolder, float]:
+        """SIGKILL the leader at a random point of its second, wait for a successor's first
+        claim, and restart the killed node under its id; (the killed leader, the gap in
+        seconds from the kill to the successor's first claim)."""
+        self.wait_holder()
+        # Deliberate fault timing, not synchronisation: hit the leader anywhere in its loop.
+        time.sleep(rng.uniform(0.0, 1.0))
+        leader = self.wait_holder()
+        killed_at = time.time()
+        self.kill_node(leader.node_id)
+        successor = self.wait_holder(other_than_token=leader.token)
+        first = self.wait_claim_by(successor.token)
+        if restart:
+            self.restart_node(leader.node_id)
+        return leader, first.at_ms / 1000 - killed_at
+
+    def restart_node(self, node_id: str) -> Child:
+        """Start `node_id` again, the same way, and wait until it heartbeats."""
+        child = self.start_node(node_id)
+        self.wait_heartbeat(node_id, child)
+        return child
+
+    # -- what Redis says ---------------------------------------------------------------------
+
+    def holder(self) -> LeaseHolder | None:
+        """The lease holder as Redis shows it now; None if nobody, or Redis did not answer."""
+        try:
+            return read_holder(self.client(), self.keys)
+        except redis.RedisError:
+            return None
+
+    def node_records(self) -> dict[str, dict[str, Any]]:
+        try:
+            raw: dict[bytes, bytes] = self.client().hgetall(self.keys.nodes)  # type: ignore[assignment]
+        except redis.RedisError:
+            return {}
+        return {k.decode(): json.loads(v) for k, v in raw.items()}
+
+    def wait_heartbeat(
+        self, node_id: str, child: Child, timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
+        """Wait until this process of `node_id` has written its heartbeat record."""
+
+        def beating() -> bool:
+            if not child.alive():
+                raise RuntimeError(f"{child.name} exited early:\n{child.tail()}")
+            return self.node_records().get(node_id, {}).get("pid") == child.pid
+
+        wait_until(
+            beating,
+            timeout_s=timeout_s,
+            what=f"a heartbeat of {child.name}",
+            interval_s=0.05,
+            on_timeout=self.children.log_tails,
+        )
+
+    def wait_holder(
+        self,
+        *,
+        timeout_s: float = READY_TIMEOUT_S,
+        other_than_token: int | None = None,
+        among: Iterable[str] | None = None,
+    ) -> LeaseHolder:
+        """Wait for a lease holder (with a token other than `other_than_token`); that holder."""
+        allowed = set(among) if among is not None else None
+
+        def found() -> LeaseHolder | None:
+            holder = self.holder()
+            if holder is None or holder.token == other_than_token:
+                return None
+            if allowed is not None and holder.node_id not in allowed:
+                return None
+            return holder
+
+        return wait_until(
+            found,
+            timeout_s=timeout_s,
+            what="a lease holder"
+            + (f" other than token {other_than_token}" if other_than_token else ""),
+            interval_s=0.02,
+            on_timeout=self.children.log_tails,
+        )
+
+    def bring_up_all(self, *node_ids: str, worker: Child | None = None) -> LeaseHolder:
+        """Start the nodes; wait until each heartbeats (and the worker is ready); the leader."""
+        started = [(node_id, self.start_node(node_id)) for node_id in node_ids]
+        for node_id, child in started:
+            self.wait_heartbeat(node_id, child)
+        if worker is not None:
+            self.wait_worker_ready(worker)
+        return self.wait_holder()
+
+    # -- what was claimed, enqueued and executed ---------------------------------------------
+
+    def claims(self) -> list[Claim]:
+        return read_claims(self.client(), self.keys)
+
+    def executions(self) -> list[Execution]:
+        return read_executions(self.client(), self.keys)
+
+    def wait_claim_by(self, token: int, timeout_s: float = 15.0) -> Claim:
+        """The first claim made under `token`, once there is one."""
+
+        def first() -> Claim | None:
+            try:
+                mine = [c for c in self.claims() if c.token == token]
+            except redis.RedisError:
+                return None
+            return min(mine, key=lambda c: c.at_ms) if mine else None
+
+        return wait_until(
+            first,
+            timeout_s=timeout_s,
+            what=f"a claim under token {token}",
+            interval_s=0.02,
+            on_timeout=self.children.log_tails,
+        )
+
+    def _wait_reached(
+        self,
+        read: Callable[[], Iterable[Any]],
+        jobs: Iterable[str],
+        second: int,
+        what: str,
+        timeout_s: float,
+    ) -> None:
+        jobs = tuple(jobs)
+
+        def reached() -> bool:
+            try:
+                newest = newest_per_job(pairs_of(read()), jobs)
+            except redis.RedisError:
+                return False
+            return newest is not None and newest >= second
+
+        wait_until(
+            reached,
+            timeout_s=timeout_s,
+            what=f"{what} of {', '.join(jobs)} up to {slot_text(second)}",
+            interval_s=0.1,
+            on_timeout=self.children.log_tails,
+        )
+
+    def wait_claimed(self, jobs: Iterable[str], second: int, timeout_s: float = 30.0) -> None:
+        """Every one of `jobs` has a claim of a slot at or after `second`."""
+        self._wait_reached(self.claims, jobs, second, "claims", timeout_s)
+
+    def wait_enqueued(
+        self, queue: str, jobs: Iterable[str], second: int, timeout_s: float = 30.0
+    ) -> None:
+        """Every one of `jobs` has a message on the Redis list `queue` at or after `second`."""
+        self._wait_reached(
+            lambda: fired_messages(self.client(), queue),
+            jobs,
+            second,
+            f"messages on {queue}",
+            timeout_s,
+        )
+
+    def wait_executed(self, jobs: Iterable[str], second: int, timeout_s: float = 60.0) -> None:
+        """The worker hook has let run a slot at or after `second` of each of `jobs`."""
+        self._wait_reached(self.executions, jobs, second, "executions", timeout_s)
+
+    def wait_for_parked(
+        self, reader: AmqpQueueReader, jobs: Iterable[str], second: int, timeout_s: float = 30.0
+    ) -> None:
+        """Every one of `jobs` has a message on the RabbitMQ queue `reader` reads at or after
+        `second`."""
+        self._wait_reached(reader.poll, jobs, second, f"messages on {reader.name}", timeout_s)
