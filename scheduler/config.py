@@ -22,7 +22,13 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from scheduler.connections import SentinelTarget, is_sentinel, redact_url, with_password
+from scheduler.connections import (
+    SentinelTarget,
+    is_sentinel,
+    redact_url,
+    same_redis,
+    with_password,
+)
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import ConfigError
 from scheduler.jobspec import JOB_NAME, JobSpec, Strict, build_job, read_zone, validation_lines
@@ -208,7 +214,11 @@ def _with_password(
             return settings
     if not password:
         return settings
-    return settings.model_copy(update={"redis_url": with_password(settings.redis_url, password)})
+    update = {"redis_url": with_password(settings.redis_url, password)}
+    # A broker on the same Redis server logs in the same way.
+    if settings.broker_url and same_redis(settings.broker_url, settings.redis_url):
+        update["broker_url"] = with_password(settings.broker_url, password)
+    return settings.model_copy(update=update)
 
 
 def _collect_jobs(

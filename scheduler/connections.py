@@ -141,12 +141,11 @@ def redact_url(url: str) -> str:
 
 def with_password(url: str, password: str) -> str:
     """The URL with `password` set (the user name, if any, kept: Redis 6 ACL users)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = quote(parts.username or "", safe="")
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+    scheme, _, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    credentials, at, hosts = netloc.rpartition("@")
+    user = credentials.split(":", 1)[0] if at else ""
+    return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{slash}{path}"
 
 
 def same_redis(url_a: str, url_b: str) -> bool:

@@ -65,3 +65,16 @@ def test_redaction_hides_every_password() -> None:
         "rediss://u:***@h:6380/0?ssl_cert_reqs=required"
     )
     assert "s3cret" not in redact_url(with_password("redis://h:1/0", "s3cret"))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://h:6379/0", "redis://:p%40ss@h:6379/0"),
+        ("redis://app@h:6379/0", "redis://app:p%40ss@h:6379/0"),
+        ("redis://app:old@h:6379/0?x=1", "redis://app:p%40ss@h:6379/0?x=1"),
+        ("redis+sentinel://a:1,b:2/m/0", "redis+sentinel://:p%40ss@a:1,b:2/m/0"),
+    ],
+)
+def test_with_password(url: str, expected: str) -> None:
+    assert with_password(url, "p@ss") == expected
