@@ -47,7 +47,9 @@ class Heartbeat:
         self.limit_s = max_offset.total_seconds()
         self.describe = describe  # the node's live facts: leader, token, config hash...
         self.offset_s = 0.0
-        self.clock_ok = True
+        # Not before the clock was measured once: a skewed node must never lead, even briefly.
+        self.clock_ok = False
+        self._measured = False
         self.started_at = time.time()
         self._host = socket.gethostname()
         self._epoch: bytes | None = None
@@ -90,16 +92,16 @@ class Heartbeat:
     def _measure_clock(self) -> None:
         offset_s, _ = offset_to_redis(self.store.client, self.clock)
         ok = abs(offset_s) <= self.limit_s
-        if ok != self.clock_ok:
-            if ok:
+        if ok != self.clock_ok or not self._measured:
+            if ok and self._measured:
                 log.info("clock offset to Redis back within limit: %.3fs", offset_s)
-            else:
+            elif not ok:
                 log.error(
                     "clock offset to Redis is %.3fs (limit %.3fs): refusing leadership",
                     offset_s,
                     self.limit_s,
                 )
-        self.offset_s, self.clock_ok = offset_s, ok
+        self.offset_s, self.clock_ok, self._measured = offset_s, ok, True
 
     def _watch_epoch(self) -> None:
         keys = self.store.keys

@@ -137,17 +137,23 @@ class Node:
             self._shut_down(threads)
 
     def _shut_down(self, threads: list[threading.Thread]) -> None:
+        """Hand the lease over first (a standby is waiting), then wind the rest down."""
         notify("STOPPING=1")
         self._stop.set()
         self._outbox_work.set()
-        for thread in threads:
-            thread.join(timeout=3)
+        keeper, *others = threads
+        keeper.join(timeout=2)  # it only waits on the stop event; no renewal may race the release
         self._step_down()
         try:
             self.lease.release()
-            self.heartbeat.store.forget_nodes([self.node_id])
         except redis.RedisError as exc:
             log.warning("could not release the lease (it will expire): %s", exc)
+        for thread in others:
+            thread.join(timeout=3)
+        try:
+            self.heartbeat.store.forget_nodes([self.node_id])
+        except redis.RedisError as exc:
+            log.warning("could not remove this node's record: %s", exc)
         self.factory.close()
         log.info("node %s stopped", self.node_id)
 
