@@ -165,10 +165,12 @@ def keep(
                     changed.set()
                 stop.wait(renew_every_s)
                 continue
-            if may_lead() and lease.try_acquire():
+            if not may_lead():
+                stop.wait(standby_poll_s)
+            elif lease.try_acquire():
                 changed.set()
-                continue
-            lease.wait_for_vacancy(standby_poll_s)
+            else:
+                lease.wait_for_vacancy(standby_poll_s)
         except redis.RedisError as exc:
             log.warning("lease: redis unreachable: %s", exc)
             stop.wait(standby_poll_s)
