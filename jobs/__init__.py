@@ -1,14 +1,16 @@
 """Worker side of `scheduler`: run it with ``celery -A jobs worker``.
 
 `app` is configured from the scheduler's config file (``$SCHEDULER_CONFIG``, then
-``/etc/scheduler/scheduler.toml``); users' own Celery apps call `jobs.hooks.install(app)`.
+``/etc/scheduler/scheduler.toml``); users' own Celery apps call `jobs.hooks.install(app)`, or
+give their tasks ``base=RunOnceTask``, to run each fired (job, slot) once.
 """
 
 from __future__ import annotations
 
 from jobs.app import create_app
 from jobs.hooks import install
+from jobs.runonce import RunOnceTask
 
 app = create_app()
 
-__all__ = ["app", "create_app", "install"]
+__all__ = ["RunOnceTask", "app", "create_app", "install"]

@@ -1,4 +1,7 @@
-"""Built-in example tasks, registered under their dotted names so configs can name them."""
+"""Built-in example tasks, registered under their dotted names so configs can name them.
+
+Each runs once per fired (job, slot), even when its message is repeated (`RunOnceTask`).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,15 @@ from typing import Any, TypeVar, cast
 
 from celery import shared_task
 
+from jobs.runonce import RunOnceTask
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def task(name: str) -> Callable[[F], F]:
-    """`shared_task` with a fixed name, typed for mypy (Celery ships no type hints)."""
-    return cast(Callable[[F], F], shared_task(name=name))
+    """`shared_task` with a fixed name and the run-once base, typed for mypy (Celery ships no
+    type hints). The base is explicit, so it holds on any app these tasks are bound to."""
+    return cast(Callable[[F], F], shared_task(name=name, base=RunOnceTask))
 
 
 @task("jobs.examples.hello")

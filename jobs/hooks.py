@@ -1,109 +1,65 @@
-"""Celery signal handlers that report what happened to each task the scheduler fired.
+"""Install the worker hooks on a Celery app: run once per (job, slot), and report outcomes.
 
-`install(app)` connects them to a Celery app (ours in `jobs`, or a user's own). They act only on
-messages that carry the scheduler's ``scheduler_job`` header; every other task is left alone.
-A failing hook is logged and never changes the task's own outcome.
+`install(app)` works on our app in `jobs` and on a user's own. It makes `RunOnceTask` the app's
+default task base (so each fired (job, slot) runs once, see `jobs.runonce`), and connects signal
+handlers that report what happened to each task the scheduler fired. Both act only on messages
+that carry the scheduler's headers; every other task is left alone. A failing hook is logged
+and never changes the task's own outcome.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-import redis
 from celery import signals
 
+from jobs.runonce import (
+    DEFAULT_DONE_TTL,
+    DEFAULT_STARTED_TTL,
+    RunOnce,
+    RunOnceTask,
+    enable,
+    use_as_default_base,
+)
+from jobs.scheduled import OutcomeRecorder, ScheduledRun, WorkerRedis, scheduled_run
 from jobs.settings import WorkerSettings, load_worker_settings
-from scheduler.connections import Timeouts, redis_client
-from scheduler.store.outcomes import record_outcome
 
-log = logging.getLogger(__name__)
-
-JOB_HEADER = "scheduler_job"
-SLOT_HEADER = "scheduler_slot"
-
-# A task must not wait long on a slow Redis just to report itself.
-REDIS_TIMEOUTS = Timeouts(connect_s=1.0, read_s=1.0)
 DETAIL_MAX_CHARS = 500
 
-
-@dataclass(frozen=True)
-class ScheduledRun:
-    """One execution of a fired slot, as named by its message."""
-
-    job: str
-    slot: str
-    task_id: str
+__all__ = ["OutcomeRecorder", "ScheduledRun", "install", "scheduled_run"]
 
 
-def scheduled_run(request: Any) -> ScheduledRun | None:
-    """The (job, slot) a task request was fired for; None if the scheduler did not send it.
+def install(
+    app: Any,
+    settings: WorkerSettings | None = None,
+    *,
+    started_ttl: timedelta = DEFAULT_STARTED_TTL,
+    done_ttl: timedelta = DEFAULT_DONE_TTL,
+) -> OutcomeRecorder:
+    """Run `app`'s scheduler-fired tasks once per (job, slot) and report their outcomes.
 
-    Celery 5 copies a message's custom headers onto the request as attributes and keeps them in
-    ``request.headers`` too; read both, so a change on either side does not silently disable us.
+    `settings` defaults to the scheduler's config file (``$SCHEDULER_CONFIG``). `started_ttl`
+    is how long a claim of a running task holds off repeats when the task has no hard time
+    limit; `done_ttl` how long a finished one does (docs/worker-hook.md). Call it before the
+    app creates its tasks (e.g. right after ``Celery(...)``): tasks created earlier keep their
+    class. Installing twice on one app replaces the first installation rather than recording
+    everything twice.
     """
-    job = _header(request, JOB_HEADER)
-    slot = _header(request, SLOT_HEADER)
-    task_id = getattr(request, "id", None)
-    if job is None or slot is None or not isinstance(task_id, str):
-        return None
-    return ScheduledRun(job=job, slot=slot, task_id=task_id)
-
-
-def _header(request: Any, name: str) -> str | None:
-    value = getattr(request, name, None)
-    if value is None:
-        headers = getattr(request, "headers", None)
-        if isinstance(headers, dict):
-            value = headers.get(name)
-    return value if isinstance(value, str) else None
-
-
-class OutcomeRecorder:
-    """Writes outcomes through the store, on one Redis client per worker process."""
-
-    def __init__(self, settings: WorkerSettings) -> None:
-        self._settings = settings
-        self._client: redis.Redis | None = None
-        self._client_pid: int | None = None
-
-    def record(self, run: ScheduledRun, outcome: str, detail: str | None = None) -> None:
-        try:
-            record_outcome(
-                self._redis(),
-                self._settings.namespace,
-                run.job,
-                run.slot,
-                run.task_id,
-                outcome,
-                detail,
-            )
-        except Exception:
-            log.exception(
-                "could not record outcome %r of job %s slot %s (task %s)",
-                outcome,
-                run.job,
-                run.slot,
-                run.task_id,
-            )
-
-    def _redis(self) -> redis.Redis:
-        # Prefork workers fork after import: a client (and its sockets) must not cross a fork.
-        if self._client is None or self._client_pid != os.getpid():
-            self._client = redis_client(self._settings.redis_url, REDIS_TIMEOUTS)
-            self._client_pid = os.getpid()
-        return self._client
-
-
-def install(app: Any, settings: WorkerSettings | None = None) -> OutcomeRecorder:
-    """Report the outcome of every scheduler-fired task run by `app`'s workers.
-
-    `settings` defaults to the scheduler's config file (``$SCHEDULER_CONFIG``). Installing twice
-    on one app replaces the first installation rather than recording everything twice.
-    """
-    recorder = OutcomeRecorder(settings or load_worker_settings())
+    settings = settings or load_worker_settings()
+    redis_ = WorkerRedis(settings.redis_url)
+    recorder = OutcomeRecorder(settings, redis_)
+    enable(
+        app,
+        RunOnce(
+            settings.namespace,
+            redis_,
+            started_ttl=started_ttl,
+            done_ttl=done_ttl,
+            recorder=recorder,
+        ),
+    )
+    use_as_default_base(app)
 
     def ours(task: Any) -> ScheduledRun | None:
         # Celery signals are process-global; only look at tasks of the app we were installed on.
@@ -112,10 +68,10 @@ def install(app: Any, settings: WorkerSettings | None = None) -> OutcomeRecorder
         return scheduled_run(getattr(task, "request", None))
 
     def on_prerun(sender: Any = None, **_: Any) -> None:
+        # A RunOnceTask reports "started" itself, once its claim succeeds: task_prerun comes
+        # before the claim, and a skipped repeat must not overwrite the outcome of the run.
         run = ours(sender)
-        if run is not None:
-            # Seam for de-duplication (a later issue): claim (job, slot) here and skip the
-            # task body when another delivery of the same fire already ran it.
+        if run is not None and not isinstance(sender, RunOnceTask):
             recorder.record(run, "started")
 
     def on_success(sender: Any = None, **_: Any) -> None:

@@ -1,0 +1,287 @@
+"""RunOnceTask inside one process, against a real redis-server: the claim before the body, the
+skip of a repeat, the finish after it, and install(app) on users' own apps.
+
+Requests are pushed the way Celery's tracer pushes them; the real-worker round trips are in
+test_worker_runonce.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from celery import Celery, Task, signals, states
+from celery.exceptions import Ignore, Reject
+
+import jobs.examples  # registers the example tasks on jobs.app
+from jobs.hooks import install
+from jobs.runonce import RunClaimUnavailable, RunOnceTask, policy_for
+from jobs.settings import WorkerSettings
+from scheduler.connections import redis_client
+from scheduler.store.keys import Keys
+from scheduler.store.outcomes import read_outcomes
+from scheduler.store.runs import DONE, RETRYING, RunClaims
+from tests.conftest import RedisServer, free_port
+
+NAMESPACE = "test-runonce"
+KEYS = Keys(NAMESPACE)
+TASK_ID = "0b7c1a52-5b1e-5e0c-9d43-000000000001"
+JOB, SLOT = "greet", "2026-11-25T21:00:00Z"
+QUEUE = "runonce-q"
+
+
+def make_app(redis_url: str, **install_options: Any) -> Any:
+    app = Celery("runonce-test", broker=redis_url, backend=redis_url, set_as_current=False)
+    app.conf.update(task_serializer="json", accept_content=["json"])
+    install(app, WorkerSettings(redis_url, redis_url, NAMESPACE), **install_options)
+    return app
+
+
+@pytest.fixture
+def app(redis_server: RedisServer) -> Iterator[Any]:
+    app = make_app(redis_server.url)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def task(app: Any) -> Any:
+    @app.task(name="tests.worker.greet", shared=False)
+    def greet() -> str:
+        return "hi"
+
+    return app.tasks["tests.worker.greet"]
+
+
+@pytest.fixture
+def claims(redis_server: RedisServer) -> RunClaims:
+    return RunClaims(redis_client(redis_server.url), KEYS)
+
+
+@contextmanager
+def delivered(task: Any, retries: int = 0, **headers: Any) -> Iterator[Any]:
+    """Push a request like the worker does for a scheduler message; pop it afterwards."""
+    scheduler_headers = {"scheduler_job": JOB, "scheduler_slot": SLOT, "scheduler_token": "7"}
+    task.push_request(
+        id=TASK_ID,
+        retries=retries,
+        hostname="w1@host",
+        args=[],
+        kwargs={},
+        delivery_info={"exchange": "", "routing_key": QUEUE},
+        **(scheduler_headers | headers),
+    )
+    try:
+        yield task.request
+    finally:
+        task.pop_request()
+
+
+def ran(task: Any, state: str = states.SUCCESS, retval: Any = "hi") -> None:
+    """What the tracer sends after the body, while the request is still pushed."""
+    signals.task_postrun.send(
+        sender=task, task_id=TASK_ID, task=task, args=(), kwargs={}, retval=retval, state=state
+    )
+
+
+def run_count(claims: RunClaims) -> int:
+    return sum(1 for e in claims.executions() if e.task_id == TASK_ID)
+
+
+def test_a_repeat_of_a_finished_run_is_skipped(
+    task: Any, claims: RunClaims, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert isinstance(task, RunOnceTask)
+    with delivered(task):
+        task.before_start(TASK_ID, (), {})
+        assert read_outcomes(claims.client, NAMESPACE)[JOB]["outcome"] == "started"
+        ran(task)
+    assert (claims.read(TASK_ID) or "").startswith(f"{DONE} 0 ")
+
+    caplog.set_level(logging.INFO, logger="jobs.runonce")
+    with delivered(task), pytest.raises(Ignore):
+        task.before_start(TASK_ID, (), {})
+    assert f"skipped repeat of {JOB} {SLOT}" in caplog.text
+    assert run_count(claims) == 1
+    assert claims.client.llen(QUEUE) == 0  # a finished run is not deferred
+
+
+def test_tasks_the_scheduler_did_not_send_are_left_alone(task: Any, claims: RunClaims) -> None:
+    task.push_request(id=TASK_ID, retries=0, hostname="w1@host", args=[], kwargs={})
+    try:
+        task.before_start(TASK_ID, (), {})
+        task.before_start(TASK_ID, (), {})
+    finally:
+        task.pop_request()
+    assert claims.client.keys(f"{NAMESPACE}:*") == []
+
+
+def test_a_retry_runs_and_a_repeat_of_the_retried_attempt_does_not(
+    task: Any, claims: RunClaims
+) -> None:
+    with delivered(task, retries=0):
+        task.before_start(TASK_ID, (), {})
+        ran(task, states.RETRY, retval=None)
+    assert (claims.read(TASK_ID) or "").startswith(f"{RETRYING} 0 ")
+    with delivered(task, retries=0), pytest.raises(Ignore):
+        task.before_start(TASK_ID, (), {})
+    with delivered(task, retries=1):
+        task.before_start(TASK_ID, (), {})
+        ran(task)
+    assert (claims.read(TASK_ID) or "").startswith(f"{DONE} 1 ")
+    assert [e.retries for e in claims.executions()] == [0, 1]
+
+
+def test_a_retry_that_overtakes_its_attempt_is_no_cause_for_alarm(
+    task: Any, claims: RunClaims, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The retry can start (on another worker) before the attempt that sent it has finished.
+    with delivered(task, retries=0):
+        task.before_start(TASK_ID, (), {})
+        with delivered(task, retries=1):
+            task.before_start(TASK_ID, (), {})
+            ran(task)
+        ran(task, states.RETRY, retval=None)
+    assert (claims.read(TASK_ID) or "").startswith(f"{DONE} 1 ")
+    assert "ran longer" not in caplog.text
+
+
+def test_a_body_that_requeues_its_message_gives_the_claim_up(task: Any, claims: RunClaims) -> None:
+    with delivered(task):
+        task.before_start(TASK_ID, (), {})
+        ran(task, states.REJECTED, retval=Reject("later", requeue=True))
+    assert claims.read(TASK_ID) is None
+    with delivered(task):
+        task.before_start(TASK_ID, (), {})  # the requeued copy runs at once
+
+
+def test_a_repeat_while_another_attempt_runs_comes_back_when_its_claim_expires(
+    task: Any, claims: RunClaims, caplog: pytest.LogCaptureFixture
+) -> None:
+    held_for = timedelta(seconds=30)
+    claims.claim(
+        task_id=TASK_ID,
+        job=JOB,
+        slot=SLOT,
+        retries=0,
+        nonce="other",
+        worker="w0@gone",
+        started_ttl=held_for,
+    )
+    caplog.set_level(logging.INFO, logger="jobs.runonce")
+    before = time.time()
+    with delivered(task), pytest.raises(Ignore):
+        task.before_start(TASK_ID, (), {})
+    assert f"deferred repeat of {JOB} {SLOT}" in caplog.text
+    assert run_count(claims) == 1  # only the attempt that holds the claim
+
+    [raw] = claims.client.lrange(QUEUE, 0, -1)
+    headers = json.loads(raw)["headers"]
+    assert headers["id"] == TASK_ID
+    assert headers["retries"] == 0  # the same attempt, not a retry: it still meets the claim
+    assert (headers["scheduler_job"], headers["scheduler_slot"]) == (JOB, SLOT)
+    assert headers["scheduler_token"] == "7"
+    eta_s = datetime.fromisoformat(headers["eta"]).timestamp()
+    assert before + held_for.total_seconds() - 2 <= eta_s <= time.time() + 32
+
+
+def test_redis_down_runs_the_task_anyway_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = make_app(f"redis://127.0.0.1:{free_port()}/0")
+
+    @app.task(name="tests.worker.down", shared=False)
+    def down() -> None:
+        """Runs even though it could not be claimed."""
+
+    task = app.tasks["tests.worker.down"]
+    with delivered(task):
+        task.before_start(TASK_ID, (), {})  # no exception: the run is not lost
+        ran(task)
+    assert f"could not claim {JOB} {SLOT}" in caplog.text
+    assert "running it anyway" in caplog.text
+
+
+def test_redis_down_fails_a_task_that_must_not_run_unclaimed() -> None:
+    app = make_app(f"redis://127.0.0.1:{free_port()}/0")
+
+    @app.task(name="tests.worker.strict", shared=False, run_without_claim=False)
+    def strict() -> None:
+        """Must never run twice: better not at all than unclaimed."""
+
+    task = app.tasks["tests.worker.strict"]
+    with delivered(task), pytest.raises(RunClaimUnavailable, match=f"job {JOB} slot {SLOT}"):
+        task.before_start(TASK_ID, (), {})
+
+
+def test_the_started_claim_lasts_the_time_limit_or_the_default(redis_server: RedisServer) -> None:
+    app = make_app(redis_server.url, started_ttl=timedelta(minutes=20))
+
+    @app.task(name="tests.worker.plain", shared=False)
+    def plain() -> None:
+        """No limit of its own: the app's default."""
+
+    @app.task(name="tests.worker.limited", shared=False, time_limit=300)
+    def limited() -> None:
+        """Killed after 5 minutes (prefork), so its claim need not last much longer."""
+
+    @app.task(name="tests.worker.explicit", shared=False, started_ttl=timedelta(seconds=90))
+    def explicit() -> None:
+        """Says how long itself."""
+
+    def ttl(name: str, **request: Any) -> timedelta:
+        task = app.tasks[f"tests.worker.{name}"]
+        task.push_request(**request)
+        try:
+            return task.claim_ttl(task.request, policy_for(app))  # type: ignore[no-any-return]
+        finally:
+            task.pop_request()
+
+    assert ttl("plain") == timedelta(minutes=20)
+    assert ttl("limited") == timedelta(minutes=6)
+    assert ttl("plain", timelimit=(60, 30)) == timedelta(minutes=2)  # the message's own limit
+    assert ttl("explicit", timelimit=(60, 30)) == timedelta(seconds=90)
+    app.close()
+
+
+def test_install_makes_run_once_the_default_base_of_a_users_app(redis_server: RedisServer) -> None:
+    class Audited(Task):  # type: ignore[misc]
+        """A user's own base class, already set on the app."""
+
+    app = Celery("users-app", broker=redis_server.url, task_cls=Audited, set_as_current=False)
+    install(app, WorkerSettings(redis_server.url, redis_server.url, NAMESPACE))
+
+    @app.task(shared=False)
+    def mine() -> None:
+        """Defined after install: gets the hook."""
+
+    assert isinstance(app.tasks[mine.name], RunOnceTask)
+    assert isinstance(app.tasks[mine.name], Audited)
+    app.close()
+
+
+def test_install_names_the_tasks_it_came_too_late_for(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Celery("late", broker=redis_server.url, set_as_current=False)
+
+    @app.task(name="late.early", shared=False)
+    def early() -> None:
+        """Created (app finalized) before install."""
+
+    app.finalize()
+    install(app, WorkerSettings(redis_server.url, redis_server.url, NAMESPACE))
+    assert not isinstance(app.tasks["late.early"], RunOnceTask)
+    assert "late.early" in caplog.text
+    app.close()
+
+
+def test_the_example_tasks_run_once() -> None:
+    names = ["jobs.examples.hello", "jobs.examples.ping", "jobs.examples.count_errors"]
+    assert all(isinstance(jobs.app.tasks[name], RunOnceTask) for name in names)
