@@ -229,6 +229,24 @@ class ChaosCluster(Cluster):
             on_timeout=self.children.log_tails,
         )
 
+    def wait_first_claim_after(self, epoch_s: float, timeout_s: float = 30.0) -> Claim:
+        """The first claim made (Redis time) after `epoch_s`, once there is one."""
+
+        def first() -> Claim | None:
+            try:
+                later = [c for c in self.claims() if c.at_ms > epoch_s * 1000]
+            except redis.RedisError:
+                return None
+            return min(later, key=lambda c: c.at_ms) if later else None
+
+        return wait_until(
+            first,
+            timeout_s=timeout_s,
+            what=f"a claim after {epoch_s:.3f}",
+            interval_s=0.02,
+            on_timeout=self.children.log_tails,
+        )
+
     def _wait_reached(
         self,
         read: Callable[[], Iterable[Any]],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.sentinel import Sentinel as RedisSentinel
 
 from tests.conftest import free_port, missing_server
 from tests.integration.harness import wait_until
@@ -182,7 +183,10 @@ class Sentinel:
 
 @dataclass
 class SentinelGroup:
-    """A master, one replica and three sentinels watching them (quorum 2), all on loopback."""
+    """A master, one replica and three sentinels watching them (quorum 2), all on loopback.
+
+    `master` and `replica` are the roles at the start; after a failover `current_master()`
+    says which is which."""
 
     root: Path
     down_after_ms: int = 1000
@@ -206,6 +210,30 @@ class SentinelGroup:
         self.replica.start()
         for index in range(3):
             self.sentinels.append(self._start_sentinel(index))
+        self.wait_until_watched()
+
+    def servers(self) -> tuple[RedisProcess, RedisProcess]:
+        return self.master, self.replica
+
+    def other(self, server: RedisProcess) -> RedisProcess:
+        return self.replica if server is self.master else self.master
+
+    def master_client(self) -> redis.Redis:
+        """A client that finds the master through the sentinels (again after a failover)."""
+        finder = RedisSentinel(
+            [("127.0.0.1", s.port) for s in self.sentinels],
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+        )
+        client: redis.Redis = finder.master_for(
+            SENTINEL_MASTER, socket_timeout=2.0, socket_connect_timeout=1.0
+        )
+        return client
+
+    def rejoin(self, server: RedisProcess) -> None:
+        """Start a crashed server again, as a replica of the current master (without data)."""
+        server.replica_of = self.current_master().port
+        server.start(persistent=False)
         self.wait_until_watched()
 
     def _start_sentinel(self, index: int) -> Sentinel:
@@ -296,16 +324,17 @@ class SentinelGroup:
                 client.close()
             if address:
                 ports.append(int(address[1]))
-        for server in (self.master, self.replica):
+        for server in self.servers():
             if ports.count(server.port) >= 2:
                 return server
         raise RuntimeError(f"the sentinels disagree on the master: ports {ports}")
 
     def wait_replica_synced(self, timeout_s: float = 10.0) -> None:
         """The replica has every write the master acknowledged so far."""
+        current = self.current_master()
 
         def synced() -> bool:
-            master, replica = self.master.client(), self.replica.client()
+            master, replica = current.client(), self.other(current).client()
             try:
                 offset = int(master.info("replication")["master_repl_offset"])
                 info = replica.info("replication")
