@@ -1,0 +1,148 @@
+"""Scenario 5: the broker (RabbitMQ) is unreachable while jobs are due.
+
+The scheduler reaches RabbitMQ only through a TCP proxy the test owns; the proxy is cut (first
+connections reset and refused, then a black hole where nothing answers) and restored. The
+machine's shared RabbitMQ is never touched beyond our own queues, which are deleted at the end;
+the worker and the test read it directly. Claims go on during the outage (into the outbox),
+nothing is lost, the backlog is published in slot order once the broker is back, a repeat
+carries the same task id, and the worker hook runs each slot once.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.integration.harness import every_second, slot_text, wait_until
+
+from .nodes import ChaosCluster
+from .observe import (
+    AmqpQueueReader,
+    amqp_queue_exists,
+    delete_amqp_queues,
+    fenced_claims,
+    first_seen_out_of_order,
+    pairs_of,
+    tally,
+    wrong_task_ids,
+)
+from .proxy import CutMode, TcpProxy
+from .results import Figures, pick
+
+NODES = ("n1", "n2")
+PARKED_JOBS = ("alpha", "beta")
+WORKED_JOB = "worked"
+OUTAGE_S = pick(5.0, 30.0)
+CUTS = (CutMode.RESET, CutMode.BLACKHOLE)
+TIMEOUT_S = pick(180, 900)
+
+
+def through(url: str, port: int) -> str:
+    """`url` with its port replaced by the proxy's."""
+    parts = urlsplit(url)
+    auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{auth}127.0.0.1:{port}"))
+
+
+def published(parked: AmqpQueueReader, first_s: int, last_s: int) -> bool:
+    """Every parked job's every slot in [first_s, last_s] has reached the queue."""
+    return tally(pairs_of(parked.poll()), PARKED_JOBS, first_s, last_s).complete
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(TIMEOUT_S)
+def test_broker_outage_loses_nothing_and_publishes_in_order(
+    cluster: ChaosCluster,
+    figures: Figures,
+    rabbitmq_url: str,
+    queue_prefix: str,
+    proxy: Callable[[int, str], TcpProxy],
+) -> None:
+    figures.scenario = f"RabbitMQ unreachable {OUTAGE_S:.0f} s (reset, then black hole)"
+    broker = urlsplit(rabbitmq_url)
+    assert broker.hostname in ("127.0.0.1", "localhost"), "the proxy forwards to loopback only"
+    cut = proxy(broker.port or 5672, "amqp-proxy")
+    parked_queue, worked_queue = f"{queue_prefix}-parked", f"{queue_prefix}-worked"
+    cluster.configure(
+        namespace="chaos-broker",
+        lease_ttl="1s",
+        jobs={
+            **{
+                job: every_second(queue=parked_queue, catchup="all", misfire_grace="5m")
+                for job in PARKED_JOBS
+            },
+            WORKED_JOB: every_second(queue=worked_queue, catchup="all", misfire_grace="5m"),
+        },
+        extra_settings={"broker_url": through(rabbitmq_url, cut.port)},
+    )
+    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
+    all_jobs = (*PARKED_JOBS, WORKED_JOB)
+    drain_s: list[float] = []
+    pending_seen: list[int] = []
+    try:
+        parked.declare()
+        # The worker talks to RabbitMQ directly: only the scheduler's path is cut.
+        worker = cluster.start_worker(worked_queue, env={"SCHEDULER_BROKER_URL": rabbitmq_url})
+        cluster.bring_up_all(*NODES, worker=worker)
+        window_first_s = math.ceil(time.time()) + 1
+        cluster.wait_for_parked(parked, PARKED_JOBS, window_first_s + 1)
+
+        for mode in CUTS:
+            cut.cut(mode)
+            cut_at = time.time()
+            figures.faults += 1
+            # Claims go on while the broker is away; the outbox holds them.
+            cluster.wait_claimed(all_jobs, math.ceil(cut_at) + 2)
+            pending_seen.append(int(cluster.status().get("outbox", {}).get("pending", 0)))
+            time.sleep(max(0.0, cut_at + OUTAGE_S - time.time()))  # the rest of the outage
+            cut.restore()
+            restored_at = time.time()
+            backlog_s = math.floor(restored_at)
+            # Published: every slot claimed during the outage, not just the newest.
+            wait_until(
+                functools.partial(published, parked, window_first_s, backlog_s),
+                timeout_s=60,
+                what=f"every parked slot up to {slot_text(backlog_s)}",
+                on_timeout=cluster.children.log_tails,
+            )
+            drain_s.append(round(time.time() - restored_at, 2))
+            figures.gap(time.time() - restored_at)
+        window_last_s = math.ceil(time.time())
+        cluster.wait_for_parked(parked, PARKED_JOBS, window_last_s + 2)
+        cluster.wait_executed([WORKED_JOB], window_last_s + 2)
+    finally:
+        cluster.children.kill_all()  # nothing may declare the queues again after we delete them
+        parked.poll()
+        parked.close_and_delete()
+        delete_amqp_queues(rabbitmq_url, [worked_queue])
+    assert not amqp_queue_exists(rabbitmq_url, parked_queue)
+    assert not amqp_queue_exists(rabbitmq_url, worked_queue)
+
+    messages = parked.messages
+    claims = cluster.claims()
+    at_broker = tally(pairs_of(messages), PARKED_JOBS, window_first_s, window_last_s)
+    claimed = tally(pairs_of(claims), all_jobs, window_first_s, window_last_s)
+    executed = tally(pairs_of(cluster.executions()), [WORKED_JOB], window_first_s, window_last_s)
+    figures.slots_expected = at_broker.expected
+    figures.missing = len(at_broker.missing)
+    figures.repeated = at_broker.repeats
+    figures.executed_expected = executed.expected
+    figures.executed_missing = len(executed.missing)
+    figures.executed_twice = executed.repeats
+    figures.notes.update(
+        drain_s=drain_s, outbox_pending_during_cut=pending_seen, proxy=vars(cut.stats)
+    )
+
+    assert claimed.exact, claimed.describe("claims")
+    assert at_broker.complete, at_broker.describe("parked queue")
+    assert not wrong_task_ids(messages, cluster.namespace)
+    assert not first_seen_out_of_order(messages, PARKED_JOBS)
+    assert executed.complete, executed.describe("executions")
+    assert executed.repeats == 0, executed.describe("executions")
+    assert not fenced_claims(claims)
+    assert all(pending > 0 for pending in pending_seen), f"outbox during cuts: {pending_seen}"
