@@ -150,14 +150,20 @@ class ChaosCluster(Cluster):
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def wait_heartbeat(
-        self, node_id: str, child: Child, timeout_s: float = READY_TIMEOUT_S
+        self,
+        node_id: str,
+        child: Child,
+        timeout_s: float = READY_TIMEOUT_S,
+        after_s: float = 0.0,
     ) -> None:
-        """Wait until this process of `node_id` has written its heartbeat record."""
+        """Wait until this process of `node_id` has written its heartbeat record (one written
+        after the epoch second `after_s`)."""
 
         def beating() -> bool:
             if not child.alive():
                 raise RuntimeError(f"{child.name} exited early:\n{child.tail()}")
-            return self.node_records().get(node_id, {}).get("pid") == child.pid
+            record = self.node_records().get(node_id, {})
+            return record.get("pid") == child.pid and float(record.get("seen_at", 0)) > after_s
 
         wait_until(
             beating,
