@@ -30,6 +30,14 @@ demo: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The long chaos variants (about 40 minutes on two cores): a hundred leader kills, a 30 s broker
+# outage, repeated zombies, partitions, Redis restarts and Sentinel failovers. `make test` runs
+# the short ones. Each run appends its figures to .chaos-results/results.jsonl; the table of
+# docs/guarantees.md comes from `$(PY) -m tests.chaos.report`.
+chaos: install
+	CHAOS_LONG=1 $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
+	$(PY) -m tests.chaos.report --variant long
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
