@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
-from scheduler.policy import decide
+from scheduler.policy import NextSlot, decide, slots_of
 from scheduler.store.state import MissedRange
+from scheduler.triggers import Trigger
 
 
 @dataclass(slots=True)
@@ -53,23 +54,34 @@ class Engine:
     def take_due(self, now_s: int) -> Due:
         """Pop every job with a slot at or before `now_s` and decide what to do with it."""
         due = Due()
+        # Jobs with identical schedules share each "next slot after t" of this tick: a burst
+        # of 10,000 jobs on one cron expression computes it once.
+        shared: dict[tuple[Trigger, int], int | None] = {}
         while self._heap and self._heap[0][0] <= now_s:
             _, name = heapq.heappop(self._heap)
             job = self.jobs[name]
-            decision = decide(job, self.watermarks[name], now_s)
+            decision = decide(job, self.watermarks[name], now_s, _shared_steps(job.trigger, shared))
             due.fires.extend((job, slot) for slot in decision.fire)
             due.missed.extend(decision.missed)
             self.watermarks[name] = now_s
-            self._schedule(name, now_s, push=True)
+            if decision.next_s is not None:
+                heapq.heappush(self._heap, (decision.next_s, name))
         due.fires.sort(key=lambda fire: (fire[1], fire[0].name))
         return due
 
-    def _schedule(self, name: str, after_s: int, push: bool = False) -> None:
+    def _schedule(self, name: str, after_s: int) -> None:
         slot = self.jobs[name].trigger.next_slot(utc(after_s))
-        if slot is None:
-            return
-        entry = (int(slot.timestamp()), name)
-        if push:
-            heapq.heappush(self._heap, entry)
-        else:
-            self._heap.append(entry)
+        if slot is not None:
+            self._heap.append((int(slot.timestamp()), name))
+
+
+def _shared_steps(trigger: Trigger, shared: dict[tuple[Trigger, int], int | None]) -> NextSlot:
+    compute = slots_of(trigger)
+
+    def next_slot_s(after_s: int) -> int | None:
+        key = (trigger, after_s)
+        if key not in shared:
+            shared[key] = compute(after_s)
+        return shared[key]
+
+    return next_slot_s

@@ -9,6 +9,7 @@ Given a job, the newest slot already handled (the watermark) and "now", decide w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,14 +22,34 @@ from scheduler.triggers import EveryTrigger, Trigger, count_slots, iter_slots
 ON_TIME_S = 1
 
 
+# The next slot strictly after an instant, both in epoch seconds (None: no more slots).
+NextSlot = Callable[[int], int | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     fire: tuple[int, ...]
     missed: tuple[MissedRange, ...]
+    next_s: int | None  # the job's first slot after now: where its agenda goes on
 
 
-def decide(job: JobSpec, after_s: int, now_s: int) -> Decision:
-    """Slots of `job` in (after_s, now_s]: which to fire now, which to record as missed."""
+def slots_of(trigger: Trigger) -> NextSlot:
+    """`trigger.next_slot` in epoch seconds."""
+
+    def next_slot_s(after_s: int) -> int | None:
+        slot = trigger.next_slot(utc(after_s))
+        return None if slot is None else _seconds(slot)
+
+    return next_slot_s
+
+
+def decide(job: JobSpec, after_s: int, now_s: int, next_slot_s: NextSlot | None = None) -> Decision:
+    """Slots of `job` in (after_s, now_s]: which to fire now, which to record as missed.
+
+    `next_slot_s` is the job's trigger in epoch seconds (the engine passes one that jobs with
+    identical schedules share); by default the job's own trigger.
+    """
+    step = next_slot_s or slots_of(job.trigger)
     grace_s = int(job.misfire_grace.total_seconds())
     cutoff_s = now_s - grace_s - 1  # slots at or before this are later than the grace
     missed: list[MissedRange] = []
@@ -38,9 +59,13 @@ def decide(job: JobSpec, after_s: int, now_s: int) -> Decision:
             first, last, count = stale
             missed.append(MissedRange(job.name, first, last, count, "misfire_grace"))
         after_s = cutoff_s
-    due = [_seconds(slot) for slot in iter_slots(job.trigger, utc(after_s), utc(now_s))]
+    due = []
+    slot = step(after_s)
+    while slot is not None and slot <= now_s:
+        due.append(slot)
+        slot = step(slot)
     if not due:
-        return Decision((), tuple(missed))
+        return Decision((), tuple(missed), slot)
     if job.catchup == "all":
         fire = due
     elif job.catchup == "latest":
@@ -52,7 +77,7 @@ def decide(job: JobSpec, after_s: int, now_s: int) -> Decision:
         missed.append(
             MissedRange(job.name, skipped[0], skipped[-1], len(skipped), f"catchup={job.catchup}")
         )
-    return Decision(tuple(fire), tuple(missed))
+    return Decision(tuple(fire), tuple(missed), slot)
 
 
 def _span(trigger: Trigger, after_s: int, until_s: int) -> tuple[int, int, int] | None:
