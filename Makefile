@@ -49,3 +49,17 @@ format: install
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# Benchmarks beside celery beat and RedBeat (bench/, docs/performance.md): about 30 minutes;
+# `make bench BENCH_ARGS=--quick` is a 10-minute sanity run. The peers get their own venv.
+.PHONY: bench
+BENCH_PY   := bench/.venv-peers/bin/python
+BENCH_ARGS ?=
+bench: install bench/.venv-peers/.installed
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS); status=$$?; $(BENCH_PY) bench/report.py && exit $$status
+
+bench/.venv-peers/.installed: bench/requirements-peers.txt
+	python3 -m venv bench/.venv-peers
+	bench/.venv-peers/bin/pip install --quiet --upgrade pip
+	bench/.venv-peers/bin/pip install --quiet -r bench/requirements-peers.txt
+	touch $@

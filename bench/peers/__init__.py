@@ -1,0 +1,1 @@
+"""celery beat and RedBeat, installed from the package registry into bench/.venv-peers."""
