@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from hashlib import sha1
@@ -145,6 +145,7 @@ class MessageFactory:
         self._templates: dict[str, tuple[JobSpec, _Template]] = {}
         self._shape: _Template | None = None
         self._by_content: dict[tuple[str, str, str], _Template] = {}
+        self._capture_lock = threading.Lock()
         self._tag_prefix = str(uuid.uuid4())[:24]
         self._tags_sent = 0
 
@@ -218,11 +219,6 @@ class MessageFactory:
         escaped = {name: json.dumps(value)[1:-1] for name, value in text.items()}
         return self._shape.fill(escaped, key=self.key_prefix + job.queue)
 
-    def warm_up(self, jobs: Iterable[JobSpec]) -> None:
-        """Build the templates of `jobs` now, so a burst only fills them in."""
-        for job in jobs:
-            self.template(job)
-
     def _build_shape(self) -> _Template:
         """One message built by kombu, with a placeholder wherever a job or a fire differs."""
         sample_job = JobSpec(
@@ -247,10 +243,11 @@ class MessageFactory:
 
     def kombu_push(self, job: JobSpec, slot_s: int, token: int) -> RedisPush:
         """The exact LPUSH kombu's Redis transport runs for this fire, built by kombu itself."""
-        producer, capture = self._capturing_producer()
-        with producer.batch():
-            producer.publish(**self.publish_arguments(job, slot_s, token))
-        commands, capture.commands = capture.commands, []
+        with self._capture_lock:  # one capturing channel, shared by the warm-up and the engine
+            producer, capture = self._capturing_producer()
+            with producer.batch():
+                producer.publish(**self.publish_arguments(job, slot_s, token))
+            commands, capture.commands = capture.commands, []
         pushes = [args for name, args in commands if name == "lpush"]
         if len(pushes) != 1 or len(commands) != 1:
             raise RuntimeError(f"kombu produced unexpected Redis commands: {commands!r}")

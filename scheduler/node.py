@@ -111,7 +111,10 @@ class Node:
             ),
             threading.Thread(target=self.heartbeat.run, args=(self._stop,), daemon=True),
         ]
-        if not self.atomic:
+        if self.atomic:
+            # Build every job's message template now, so the first burst only fills them in.
+            threads.append(threading.Thread(target=self._warm_up, name="warm-up", daemon=True))
+        else:
             threads.append(
                 threading.Thread(
                     target=self.publisher.run,
@@ -156,6 +159,15 @@ class Node:
             log.warning("could not remove this node's record: %s", exc)
         self.factory.close()
         log.info("node %s stopped", self.node_id)
+
+    def _warm_up(self) -> None:
+        try:
+            for job in list(self.config.jobs.values()):
+                if self._stop.is_set():
+                    return
+                self.factory.template(job)
+        except Exception:  # a broker hiccup here only costs speed later
+            log.warning("could not prepare message templates in advance", exc_info=True)
 
     def _describe(self) -> dict[str, Any]:
         """This node's live facts for its heartbeat record."""

@@ -290,7 +290,8 @@ class Cluster:
         command = [
             sys.executable, "-m", "celery", "-A", "jobs", "worker",
             "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-Q", queue, "-n", f"{name}@%h", "--loglevel=INFO",
+            # A node name of its own: workers of other test runs share RabbitMQ's pidbox queues.
+            "-Q", queue, "-n", f"{name}.{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO",
         ]  # fmt: skip
         return self.children.start(name, command, self.env)
 

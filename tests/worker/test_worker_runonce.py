@@ -34,7 +34,8 @@ def start_worker(cluster: Cluster, queue: str, name: str, app: str = "jobs") -> 
     command = [
         sys.executable, "-m", "celery", "-A", app, "worker",
         "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
-        "-Q", queue, "-n", f"{name}@%h", "--loglevel=INFO",
+        # A node name of its own: workers of other test runs share RabbitMQ's pidbox queues.
+        "-Q", queue, "-n", f"{name}.{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO",
     ]  # fmt: skip
     worker = cluster.children.start(name, command, cluster.env)
     cluster.wait_worker_ready(worker)
@@ -109,7 +110,7 @@ def test_the_same_message_twice_runs_once(cluster: Cluster) -> None:
 
     [execution] = executions_of(cluster, ident)
     assert (execution.job, execution.slot, execution.retries) == ("greet", slot_text(SLOT_S), 0)
-    assert execution.worker.startswith("worker@")
+    assert execution.worker.startswith("worker.")
     assert worker.log_text().count(f"Task jobs.examples.hello[{ident}] succeeded") == 1
     # The skipped repeat reported nothing: the job's last outcome is still the run's.
     outcome = read_outcomes(cluster.state(), NAMESPACE)["greet"]
@@ -172,7 +173,7 @@ def test_a_worker_killed_after_its_claim_is_stood_in_for_once_the_claim_expires(
     cluster.configure(
         namespace=NAMESPACE,
         extra_settings={"broker_url": rabbitmq_url},
-        jobs={"stall": job_table("tests.worker.userapp.stall", queue, "doomed@")},
+        jobs={"stall": job_table("tests.worker.userapp.stall", queue, "doomed.")},
     )
     app = "tests.worker.userapp"
     try:
@@ -198,7 +199,7 @@ def test_a_worker_killed_after_its_claim_is_stood_in_for_once_the_claim_expires(
         delete_queues(rabbitmq_url, [queue])
 
     first, second = executions_of(cluster, ident)
-    assert (first.worker.split("@")[0], second.worker.split("@")[0]) == ("doomed", "rescuer")
+    assert (first.worker.split(".")[0], second.worker.split(".")[0]) == ("doomed", "rescuer")
     assert first.retries == second.retries == 0  # a redelivery, not a retry
     # The stand-in ran only after the dead attempt's claim had expired, never alongside it.
     ms_apart = int(second.entry_id.split("-")[0]) - int(first.entry_id.split("-")[0])

@@ -47,4 +47,4 @@ def stall(self: Any, stall_on: str) -> str:
     """Hangs on workers whose name starts with `stall_on` (until they are killed)."""
     if str(self.request.hostname).startswith(stall_on):
         time.sleep(STALL_S)
-    return f"done by {self.request.hostname.split('@')[0]}"
+    return f"done by {self.request.hostname.split('@')[0].split('.')[0]}"
