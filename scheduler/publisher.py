@@ -31,7 +31,7 @@ BROKER_CONNECT_TIMEOUT_S = 2.0
 # A leader checks the outbox at least this often (entries a former leader left, for one).
 IDLE_CHECK_S = 0.5
 # Longest pause between tries while the broker refuses.
-MAX_PAUSE_S = 5.0
+MAX_PAUSE_S = 2.0
 
 
 class OutboxPublisher:
