@@ -4,7 +4,10 @@ and every slot of the window reaches the broker exactly once.
 
 A few hundred "bulk" jobs make each second's dispatch take a while, so some stops land between
 the leader's own deadline check and its claim: then only the fencing check inside Redis stands
-between the woken zombie and a double enqueue (the test counts how often that happened)."""
+between the woken zombie and a double enqueue (the test counts how often that happened).
+
+The second test does the same with RabbitMQ through the outbox, with a worker: repeats at the
+broker are allowed there, only under the same task id, and the worker hook runs each slot once."""
 
 from __future__ import annotations
 
@@ -12,17 +15,27 @@ import math
 import random
 import signal
 import time
+from collections.abc import Sequence
 
 import pytest
 
 from tests.integration.harness import PARKED, catching_up, every_second, fired_messages
 
 from .nodes import ChaosCluster
-from .observe import fenced_claims, pairs_of, tally
+from .observe import (
+    AmqpQueueReader,
+    delete_amqp_queues,
+    fenced_claims,
+    first_seen_out_of_order,
+    pairs_of,
+    tally,
+    wrong_task_ids,
+)
 from .results import Figures, pick, seed
 
 NODES = ("n1", "n2", "n3")
 JOBS = ("alpha", "beta")
+WORKED_JOB = "worked"
 BULK_QUEUE = "bulk"
 BULK = tuple(f"bulk{index:04d}" for index in range(pick(200, 400)))
 AIM_S = 0.08  # about how long the leader takes to build the bulk jobs' messages
@@ -30,6 +43,45 @@ FENCE_REFUSED = "claim refused by the fencing check"
 LEASE_TTL_S = 1.0
 STOPS = pick(2, 30)
 TIMEOUT_S = pick(120, 1200)
+
+
+def stop_leaders(
+    cluster: ChaosCluster, figures: Figures, rng: random.Random, jobs: Sequence[str]
+) -> list[str]:
+    """SIGSTOP the leader STOPS times, each until a successor fired past its lease, then
+    SIGCONT it; every claim a zombie made after its lease ended, described."""
+    late: list[str] = []
+    for stop in range(STOPS):
+        cluster.wait_holder()
+        # Fault timing, not synchronisation: every other stop aims at the few tens of ms after a
+        # second begins, while the leader builds that second's messages before claiming them.
+        now = time.time()
+        aimed = math.ceil(now) - now + rng.uniform(0.0, AIM_S)
+        time.sleep(aimed if stop % 2 == 0 else rng.uniform(0.0, 1.0))
+        zombie = cluster.wait_holder()
+        child = cluster.nodes[zombie.node_id]
+        child.signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        lease_end_ms = (stopped_at + LEASE_TTL_S) * 1000  # its last renewal was sent before
+        figures.faults += 1
+        try:
+            successor = cluster.wait_holder(other_than_token=zombie.token)
+            figures.gap(cluster.wait_claim_by(successor.token).at_ms / 1000 - stopped_at)
+            # Keep it frozen until the successor fired slots the zombie could have stolen.
+            cluster.wait_claimed(jobs, math.ceil(lease_end_ms / 1000) + 1)
+        finally:
+            child.signal(signal.SIGCONT)
+        woken_s = math.ceil(time.time())
+        # Awake, it runs its loop at once: give it a few slots to misbehave in.
+        cluster.wait_claimed(jobs, woken_s + 2)
+        assert child.alive(), child.tail()
+        late += [
+            f"token {c.token} claimed {c.job}@{c.slot_s} {c.at_ms - lease_end_ms:.0f} ms "
+            "after its lease ended"
+            for c in cluster.claims()
+            if c.token == zombie.token and c.at_ms > lease_end_ms
+        ]
+    return late
 
 
 @pytest.mark.integration
@@ -54,37 +106,7 @@ def test_woken_zombie_claims_nothing_after_its_lease(
     window_first_s = math.ceil(time.time()) + 1
     cluster.wait_claimed(JOBS, window_first_s + 1)
 
-    late: list[str] = []
-    for stop in range(STOPS):
-        cluster.wait_holder()
-        # Fault timing, not synchronisation: every other stop aims at the few tens of ms after a
-        # second begins, while the leader builds that second's messages before claiming them.
-        now = time.time()
-        aimed = math.ceil(now) - now + rng.uniform(0.0, AIM_S)
-        time.sleep(aimed if stop % 2 == 0 else rng.uniform(0.0, 1.0))
-        zombie = cluster.wait_holder()
-        child = cluster.nodes[zombie.node_id]
-        child.signal(signal.SIGSTOP)
-        stopped_at = time.time()
-        lease_end_ms = (stopped_at + LEASE_TTL_S) * 1000  # its last renewal was sent before
-        figures.faults += 1
-        try:
-            successor = cluster.wait_holder(other_than_token=zombie.token)
-            figures.gap(cluster.wait_claim_by(successor.token).at_ms / 1000 - stopped_at)
-            # Keep it frozen until the successor fired slots the zombie could have stolen.
-            cluster.wait_claimed(JOBS, math.ceil(lease_end_ms / 1000) + 1)
-        finally:
-            child.signal(signal.SIGCONT)
-        woken_s = math.ceil(time.time())
-        # Awake, it runs its loop at once: give it a few slots to misbehave in.
-        cluster.wait_claimed(JOBS, woken_s + 2)
-        assert child.alive(), child.tail()
-        late += [
-            f"token {c.token} claimed {c.job}@{c.slot_s} {c.at_ms - lease_end_ms:.0f} ms "
-            "after its lease ended"
-            for c in cluster.claims()
-            if c.token == zombie.token and c.at_ms > lease_end_ms
-        ]
+    late = stop_leaders(cluster, figures, rng, JOBS)
     window_last_s = math.ceil(time.time())
     cluster.wait_claimed(JOBS, window_last_s + 2)
 
@@ -107,3 +129,67 @@ def test_woken_zombie_claims_nothing_after_its_lease(
     assert not fenced_claims(claims), fenced_claims(claims)[:10]
     assert at_broker.exact, at_broker.describe("parked queue")
     assert bulk.exact, bulk.describe("bulk queue")
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(TIMEOUT_S)
+def test_woken_zombie_with_outbox_repeats_only_same_ids(
+    cluster: ChaosCluster, figures: Figures, rabbitmq_url: str, queue_prefix: str
+) -> None:
+    """The same with RabbitMQ through the outbox: publishing cannot be fenced (RabbitMQ knows
+    no lease), so a publisher stopped mid-batch may publish it after it lost the lease; that
+    is a repeat with the same task id, which the worker hook runs once."""
+    figures.scenario = "zombie leader, RabbitMQ via outbox"
+    rng = random.Random(seed(figures))
+    parked_queue, worked_queue = f"{queue_prefix}-parked", f"{queue_prefix}-worked"
+    cluster.configure(
+        namespace="chaos-zombie-amqp",
+        lease_ttl=f"{int(LEASE_TTL_S * 1000)}ms",
+        jobs={
+            **{
+                job: every_second(queue=parked_queue, catchup="all", misfire_grace="1m")
+                for job in JOBS
+            },
+            WORKED_JOB: every_second(queue=worked_queue, catchup="all", misfire_grace="1m"),
+        },
+        extra_settings={"broker_url": rabbitmq_url},
+    )
+    all_jobs = (*JOBS, WORKED_JOB)
+    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
+    try:
+        parked.declare()
+        worker = cluster.start_worker(worked_queue)
+        cluster.bring_up_all(*NODES, worker=worker)
+        window_first_s = math.ceil(time.time()) + 1
+        cluster.wait_claimed(all_jobs, window_first_s + 1)
+        late = stop_leaders(cluster, figures, rng, all_jobs)
+        window_last_s = math.ceil(time.time())
+        cluster.wait_for_parked(parked, JOBS, window_last_s + 2)
+        cluster.wait_executed([WORKED_JOB], window_last_s + 2)
+    finally:
+        cluster.children.kill_all()  # nothing may declare the queues again after we delete them
+        parked.poll()
+        parked.close_and_delete()
+        delete_amqp_queues(rabbitmq_url, [worked_queue])
+
+    messages = parked.messages
+    claims = cluster.claims()
+    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
+    claimed = tally(pairs_of(claims), all_jobs, window_first_s, window_last_s)
+    executed = tally(pairs_of(cluster.executions()), [WORKED_JOB], window_first_s, window_last_s)
+    figures.slots_expected = at_broker.expected
+    figures.missing = len(at_broker.missing)
+    figures.repeated = at_broker.repeats
+    figures.executed_expected = executed.expected
+    figures.executed_missing = len(executed.missing)
+    figures.executed_twice = executed.repeats
+    figures.notes["claims_after_lease_end"] = len(late)
+
+    assert not late, late[:10]
+    assert not fenced_claims(claims), fenced_claims(claims)[:10]
+    assert claimed.exact, claimed.describe("claims")
+    assert at_broker.complete, at_broker.describe("parked queue")
+    assert not wrong_task_ids(messages, cluster.namespace)
+    assert not first_seen_out_of_order(messages, JOBS)
+    assert executed.complete, executed.describe("executions")
+    assert executed.repeats == 0, executed.describe("executions")
