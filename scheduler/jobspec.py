@@ -70,6 +70,13 @@ class JobSpec:
     catchup: Catchup = "all"
     misfire_grace: timedelta = timedelta(minutes=5)
 
+    def renamed(self, name: str) -> JobSpec:
+        """The same job under another name (its schedule must not depend on the name)."""
+        return JobSpec(
+            name, self.task, self.kind, self.schedule, self.timezone, self.trigger, self.args,
+            self.kwargs, self.queue, self.catchup, self.misfire_grace,
+        )  # fmt: skip
+
     def fingerprint(self) -> dict[str, Any]:
         """What makes two nodes agree on this job; feeds the config hash."""
         return {

@@ -209,3 +209,34 @@ def test_passwords_are_redacted_for_logs_and_status() -> None:
     assert redact_url("redis://app:s3cret@h:6380/1") == "redis://app:***@h:6380/1"
     assert redact_url("amqp://guest:guest@127.0.0.1:5672//") == "amqp://guest:***@127.0.0.1:5672//"
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_jobs_that_differ_only_in_name_share_one_validation(tmp_path: Path) -> None:
+    table = 'task = "t"\ncron = "*/5 * * * *"\nargs = [1]\n'
+    text = (
+        "".join(f"[jobs.j{i}]\n{table}" for i in range(3))
+        + '[jobs.h]\ntask = "t"\ncron = "H * * * *"\n'
+    )
+    config = load_config(config_file(tmp_path, text), {})
+    first, second = config.jobs["j0"], config.jobs["j1"]
+    assert (first.name, second.name) == ("j0", "j1")
+    assert second.trigger is first.trigger
+    assert second.fingerprint() == first.fingerprint()
+    # H depends on the name: that job is validated on its own.
+    assert config.jobs["h"].schedule == "H * * * *"
+
+
+def test_the_hash_names_each_job(tmp_path: Path) -> None:
+    one = load_config(config_file(tmp_path, '[jobs.a]\ntask = "t"\nevery = 5\n'), {}).hash
+    other = load_config(config_file(tmp_path, '[jobs.b]\ntask = "t"\nevery = 5\n'), {}).hash
+    assert one != other
+
+
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.toml"
+    path.write_bytes(b'[jobs.a]\ntask = "\xff"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    assert caught.value.problems == [
+        "scheduler.toml: not UTF-8 text (invalid start byte at byte 17)"
+    ]
