@@ -10,7 +10,6 @@ import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
 from scheduler.policy import NextSlot, decide, slots_of
 from scheduler.store.state import MissedRange
@@ -37,10 +36,14 @@ class Engine:
     def load(self, watermarks: Mapping[str, int]) -> None:
         """Start from these watermarks (newest slot handled per job); rebuilds the heap."""
         self.watermarks = {name: watermarks[name] for name in self.jobs if name in watermarks}
-        self._heap = []
+        shared: dict[tuple[Trigger, int], int | None] = {}
+        heap = []
         for name, mark in self.watermarks.items():
-            self._schedule(name, mark)
-        heapq.heapify(self._heap)
+            slot = _shared_steps(self.jobs[name].trigger, shared)(mark)
+            if slot is not None:
+                heap.append((slot, name))
+        heapq.heapify(heap)
+        self._heap = heap
 
     def replace_jobs(self, jobs: Mapping[str, JobSpec], new_watermarks: Mapping[str, int]) -> None:
         """A reloaded config: keep the watermarks of jobs that stay, adopt those of new ones."""
@@ -68,11 +71,6 @@ class Engine:
                 heapq.heappush(self._heap, (decision.next_s, name))
         due.fires.sort(key=lambda fire: (fire[1], fire[0].name))
         return due
-
-    def _schedule(self, name: str, after_s: int) -> None:
-        slot = self.jobs[name].trigger.next_slot(utc(after_s))
-        if slot is not None:
-            self._heap.append((int(slot.timestamp()), name))
 
 
 def _shared_steps(trigger: Trigger, shared: dict[tuple[Trigger, int], int | None]) -> NextSlot:
