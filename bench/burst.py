@@ -19,6 +19,7 @@ from common import (
     Collector,
     Procs,
     RedisServer,
+    busiest_commands,
     message_headers,
     next_boundary,
     sleep_until_wall,
@@ -57,17 +58,20 @@ def _measure(
     sleep_until_wall(instant_s - 2.0)
     with Collector(server, QUEUE) as collector:
         sleep_until_wall(instant_s - 0.5)
-        cpu_before = proc_cpu()
+        cpu_before, redis_cpu_before = proc_cpu(), server.proc.cpu_s()
+        redis_before = server.command_usec()
         sleep_until_wall(instant_s)
         complete = collector.wait_for(n, timeout_s=window_s)
         if complete:
             time.sleep(SETTLE_S)
-        cpu_after = proc_cpu()
+        cpu_after, redis_cpu_after = proc_cpu(), server.proc.cpu_s()
+        redis_after = server.command_usec()
     arrivals = collector.arrivals()
     lateness = [a.seen_s - instant_s for a in arrivals]
     within = [late for late in lateness if late <= window_s]
     result: dict[str, Any] = {
         "n": n,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "instant": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(instant_s)),
         "enqueued": len(arrivals),
         "enqueued_within_window": len(within),
@@ -78,6 +82,8 @@ def _measure(
         "lateness": spread(lateness),
         "cpu_s": round(cpu_after - cpu_before, 3),
         "collector_polls": collector.polls,
+        "redis_cpu_s": round(redis_cpu_after - redis_cpu_before, 3),
+        "redis_commands": busiest_commands(redis_before, redis_after),
     }
     if len(within) > 1:
         duration = max(within) - min(within)
@@ -164,6 +170,7 @@ def run(server: RedisServer, workdir: Path, plan: BurstPlan) -> dict[str, Any]:
             runs.append(run_ours(server, workdir, n, plan.window_s))
             print(f"  ours N={n}: last message {runs[-1]['last_s']} s after the slot")
         ours_runs[str(n)] = _median_run(runs)
+        ours_runs[str(n)]["scheduler_version"] = ours.version()
     results["schedulers"][ours.NAME] = ours_runs
     for peer in PEERS:
         peer_runs: dict[str, Any] = {}

@@ -220,8 +220,16 @@ class RedisServer:
         return int(self.client.info("stats")["total_commands_processed"])
 
     def commandstats(self) -> dict[str, int]:
+        """Calls per command since the last reset."""
+        return {name: calls for name, (calls, _) in self.command_usec().items()}
+
+    def command_usec(self) -> dict[str, tuple[int, int]]:
+        """(calls, microseconds spent in Redis) per command since the last reset."""
         stats: dict[str, Any] = self.client.info("commandstats")
-        return {key.removeprefix("cmdstat_"): int(value["calls"]) for key, value in stats.items()}
+        return {
+            key.removeprefix("cmdstat_"): (int(value["calls"]), int(value["usec"]))
+            for key, value in stats.items()
+        }
 
     def version(self) -> str:
         return str(self.client.info("server")["redis_version"])
@@ -335,6 +343,24 @@ def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(share * len(ordered)))
     return ordered[rank - 1]
+
+
+OWN_COMMANDS = ("info", "config|resetstat", "flushall", "llen", "lrange", "ping")
+
+
+def busiest_commands(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], top: int = 4
+) -> dict[str, dict[str, float]]:
+    """The commands Redis spent most time in between two `command_usec` readings, with their
+    calls; the collector's own (LLEN, LRANGE, INFO) left out. Commands run inside a script
+    count both on their own and in the script's time."""
+    spent = {
+        name: (calls - before.get(name, (0, 0))[0], usec - before.get(name, (0, 0))[1])
+        for name, (calls, usec) in after.items()
+        if name not in OWN_COMMANDS
+    }
+    busiest = sorted(spent.items(), key=lambda item: -item[1][1])[:top]
+    return {name: {"calls": c, "s": round(u / 1e6, 4)} for name, (c, u) in busiest if c}
 
 
 def spread(values: Iterable[float]) -> dict[str, float | int | None]:

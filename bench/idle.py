@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ours
-from common import Procs, RedisServer
+from common import OWN_COMMANDS, Procs, RedisServer
 from jobsets import never_due
 from peers.drivers import PEERS, Peer
 
@@ -57,7 +57,9 @@ def _measure(server: RedisServer, proc: Any, window_s: float) -> dict[str, Any]:
         "cpu_s_per_min": round((cpu_after - cpu_before) / elapsed * 60, 3),
         "redis_commands_per_s": round(commands / elapsed, 2),
         "redis_busiest": {
-            name: round(calls / elapsed, 2) for name, calls in busiest[:5] if name != "info"
+            name: round(calls / elapsed, 2)
+            for name, calls in busiest[:6]
+            if calls > 0 and name not in OWN_COMMANDS
         },
         "rss_peak_mib": round(memory["VmHWM"] / 1024, 1),
         "rss_mib": round(memory["VmRSS"] / 1024, 1),

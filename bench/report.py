@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from common import BENCH_DIR, REPO_ROOT
+from common import BENCH_DIR, OWN_COMMANDS, REPO_ROOT
 
 RESULTS = BENCH_DIR / "results"
 TEMPLATE = BENCH_DIR / "performance.md.in"
@@ -136,6 +136,7 @@ def burst_section() -> str:
                     seconds(late["max_s"]),
                     f"{run['ready_s']:.2f} s",
                     f"{run['cpu_s']:.2f} s",
+                    seconds(run.get("redis_cpu_s")),
                     f"{run['rss_peak_mib']:.0f} MiB",
                     _repeats(run),
                 ]
@@ -149,7 +150,8 @@ def burst_section() -> str:
         "p99",
         "max",
         "ready after spawn",
-        "CPU during burst",
+        "its CPU during burst",
+        "Redis CPU",
         "peak RSS",
         "repeated / missing",
     ]
@@ -256,7 +258,12 @@ def precision_section() -> str:
                     f"{run['enqueued']:,} / {run['expected']:,}",
                     f"{run['missing']:,} / {NONE}",
                     "no slot in the message",
-                    f"passes {run['passes']}, start ±{seconds(gap['p99_s'])} (p99)",
+                    f"{run['enqueued'] / run['duration_s']:,.0f} msg/s; "
+                    + (
+                        f"passes start ±{seconds(gap['p99_s'])} from 1 s (p99)"
+                        if gap["count"]
+                        else "one continuous pass"
+                    ),
                     NONE,
                     f"{run['cpu_s_per_min']:.2f} s",
                 ]
@@ -316,7 +323,11 @@ def idle_section() -> str:
             if "error" in run:
                 rows.append([name, f"{run['n']:,}", f"{run['distinct']:,}", run["error"]])
                 continue
-            busiest = ", ".join(f"{k} {v:g}" for k, v in run["redis_busiest"].items())
+            busiest = ", ".join(
+                f"{name} {rate:g}"
+                for name, rate in run["redis_busiest"].items()
+                if rate > 0 and name not in OWN_COMMANDS
+            )
             rows.append(
                 [
                     name,
@@ -407,7 +418,12 @@ def targets_section() -> str:
     distinct = cases.get((100_000, 100_000), {})
     cpu = big.get("cpu_s_per_min")
     rows.append(
-        ["100,000 idle: CPU", "≈ 0", NONE if cpu is None else f"{cpu:.2f} s/min", "see text"]
+        [
+            "100,000 idle: CPU",
+            "≈ 0",
+            NONE if cpu is None else f"{cpu:.2f} s/min ({cpu / 60:.1%} of a core)",
+            "see text",
+        ]
     )
     rss = big.get("rss_peak_mib")
     rows.append(
@@ -462,6 +478,37 @@ def meta_section() -> str:
     return "\n".join(lines) or "_No run yet._"
 
 
+def profile_section() -> str:
+    path = RESULTS / "profile.json"
+    if not path.exists():
+        return "_No profile yet: run `bench/profile_burst.py`._"
+    data = json.loads(path.read_text())
+    rows = [  # without the frames every sample is under (the CLI, Node.run)
+        [f"{100 * share:.0f}%", f"`{frame}`"]
+        for frame, share in data["inclusive"].items()
+        if share < 0.97
+    ]
+    own = [[f"{100 * share:.0f}%", f"`{frame}`"] for frame, share in list(data["own"].items())]
+    redis = ", ".join(
+        f"`{name}` {spent['calls']:,} calls {seconds(spent['s'])}"
+        for name, spent in data["redis_commands"].items()
+    )
+    return "\n\n".join(
+        [
+            f"_py-spy at {data['rate_hz']} Hz on our node through one burst of "
+            f"{data['n']:,} ({data['measured_at']}, scheduler {data['scheduler_version']}): "
+            f"last message {seconds(data['last_s'])} after the slot, {data['samples']} samples "
+            f"with the interpreter busy._",
+            "Time under each of the scheduler's functions (a share of all samples):",
+            table(["share", "function"], rows),
+            "Own time, any module:",
+            table(["share", "function"], own),
+            f"Inside Redis in the same time (commands run by the claim script count twice, "
+            f"on their own and in the script): {redis}.",
+        ]
+    )
+
+
 def main() -> None:
     drew = chart()
     sections = {
@@ -475,6 +522,7 @@ def main() -> None:
         "failover": failover_section(),
         "idle": idle_section(),
         "worker": worker_section(),
+        "profile": profile_section(),
     }
     text = TEMPLATE.read_text(encoding="utf-8")
     for name, body in sections.items():

@@ -124,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             result["redis_server"] = server.version()
             result["scheduler_version"] = meta["versions"]["scheduler"]
             result["load_average_before"] = load_before
+            if name == "burst":
+                _keep_other_sizes(out / "burst.json", result)
             _write(out / f"{name}.json", result)
             print(f"   {name} took {result['took_s']} s -> {out / (name + '.json')}")
     finally:
@@ -142,6 +144,16 @@ def _meta(mode: str) -> dict[str, Any]:
         "versions": {"scheduler": ours.version(), **versions()},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _keep_other_sizes(path: Path, result: dict[str, Any]) -> None:
+    """A burst run of some sizes replaces those sizes only; the rest of the file stays."""
+    if not path.exists() or "schedulers" not in result:
+        return
+    previous = json.loads(path.read_text()).get("schedulers", {})
+    for scheduler, by_n in previous.items():
+        merged = {**by_n, **result["schedulers"].get(scheduler, {})}
+        result["schedulers"][scheduler] = merged
 
 
 def _write(path: Path, data: dict[str, Any], merge: bool = False) -> None:
