@@ -2,9 +2,12 @@
 fired past the stopped one's lease, then SIGCONTed: it claims nothing after its lease ended,
 and every slot of the window reaches the broker exactly once.
 
-A few hundred "bulk" jobs make each second's dispatch take a while, so some stops land between
-the leader's own deadline check and its claim: then only the fencing check inside Redis stands
-between the woken zombie and a double enqueue (the test counts how often that happened).
+Two things make the zombie dangerous on purpose. Its clock runs ahead of the others' (within
+the 1 s limit), so it wakes believing a slot is due that its successor has not claimed yet: the
+watermark alone would let it take that slot, under its dead lease. And a few hundred "bulk"
+jobs make each second's dispatch take a while, so some stops land between the leader's own
+deadline check and its claim: then only the fencing check inside Redis stops it (the test
+counts how often that happened).
 
 The second test does the same with RabbitMQ through the outbox, with a worker: repeats at the
 broker are allowed there, only under the same task id, and the worker hook runs each slot once."""
@@ -19,7 +22,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.integration.harness import PARKED, catching_up, every_second, fired_messages
+from tests.integration.harness import PARKED, Child, catching_up, every_second, fired_messages
 
 from .nodes import ChaosCluster
 from .observe import (
@@ -33,7 +36,11 @@ from .observe import (
 )
 from .results import Figures, pick, seed
 
-NODES = ("n1", "n2", "n3")
+# Clocks within the 1 s limit, the first node ahead of the others: when it is the zombie, it
+# wakes believing a slot is due that its successor has not claimed yet, so only the fencing
+# check (and its own deadline) stops it from claiming that slot under its dead lease.
+CLOCK_OFFSET_S = {"n1": 0.45, "n2": -0.45, "n3": -0.45}
+NODES = tuple(CLOCK_OFFSET_S)
 JOBS = ("alpha", "beta")
 WORKED_JOB = "worked"
 BULK_QUEUE = "bulk"
@@ -43,6 +50,15 @@ FENCE_REFUSED = "claim refused by the fencing check"
 LEASE_TTL_S = 1.0
 STOPS = pick(2, 30)
 TIMEOUT_S = pick(120, 1200)
+
+
+def bring_up(cluster: ChaosCluster, worker: Child | None = None) -> None:
+    """Start the nodes with their clock offsets, the one ahead first, so it leads first."""
+    for node_id, offset_s in CLOCK_OFFSET_S.items():
+        cluster.node_args[node_id] = ["--clock-offset", str(offset_s)]
+    cluster.bring_up_all(NODES[0])
+    cluster.bring_up_all(*NODES[1:], worker=worker)
+    assert cluster.wait_holder().node_id == NODES[0]
 
 
 def stop_leaders(
@@ -102,7 +118,7 @@ def test_woken_zombie_claims_nothing_after_its_lease(
             },
         },
     )
-    cluster.bring_up_all(*NODES)
+    bring_up(cluster)
     window_first_s = math.ceil(time.time()) + 1
     cluster.wait_claimed(JOBS, window_first_s + 1)
 
@@ -159,7 +175,7 @@ def test_woken_zombie_with_outbox_repeats_only_same_ids(
     try:
         parked.declare()
         worker = cluster.start_worker(worked_queue)
-        cluster.bring_up_all(*NODES, worker=worker)
+        bring_up(cluster, worker)
         window_first_s = math.ceil(time.time()) + 1
         cluster.wait_claimed(all_jobs, window_first_s + 1)
         late = stop_leaders(cluster, figures, rng, all_jobs)
