@@ -121,7 +121,7 @@ class ChaosCluster(Cluster):
         leader = self.wait_holder()
         killed_at = time.time()
         self.kill_node(leader.node_id)
-        successor = self.wait_holder(other_than_token=leader.token)
+        successor = self.wait_holder(after=leader)
         first = self.wait_claim_by(successor.token)
         if restart:
             self.restart_node(leader.node_id)
@@ -177,15 +177,18 @@ class ChaosCluster(Cluster):
         self,
         *,
         timeout_s: float = READY_TIMEOUT_S,
-        other_than_token: int | None = None,
+        after: LeaseHolder | None = None,
         among: Iterable[str] | None = None,
     ) -> LeaseHolder:
-        """Wait for a lease holder (with a token other than `other_than_token`); that holder."""
+        """Wait for a lease holder (a new lease, not `after`'s: another token or another
+        process); that holder."""
         allowed = set(among) if among is not None else None
 
         def found() -> LeaseHolder | None:
             holder = self.holder()
-            if holder is None or holder.token == other_than_token:
+            if holder is None:
+                return None
+            if after is not None and (holder.token, holder.nonce) == (after.token, after.nonce):
                 return None
             if allowed is not None and holder.node_id not in allowed:
                 return None
@@ -194,8 +197,7 @@ class ChaosCluster(Cluster):
         return wait_until(
             found,
             timeout_s=timeout_s,
-            what="a lease holder"
-            + (f" other than token {other_than_token}" if other_than_token else ""),
+            what="a lease holder" + (f" after token {after.token}" if after else ""),
             interval_s=0.02,
             on_timeout=self.children.log_tails,
         )

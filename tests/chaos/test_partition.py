@@ -69,7 +69,7 @@ def test_partitioned_leader_is_fenced_and_rejoins(
         lease_end_ms = (cut_at + LEASE_TTL_S) * 1000  # no renewal got through after the cut
         figures.faults += 1
         try:
-            successor = cluster.wait_holder(other_than_token=leader.token)
+            successor = cluster.wait_holder(after=leader)
             figures.gap(cluster.wait_claim_by(successor.token).at_ms / 1000 - cut_at)
             time.sleep(max(0.0, cut_at + rng.uniform(*PARTITION_S) - time.time()))  # the cut
         finally:

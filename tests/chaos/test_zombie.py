@@ -81,7 +81,7 @@ def stop_leaders(
         lease_end_ms = (stopped_at + LEASE_TTL_S) * 1000  # its last renewal was sent before
         figures.faults += 1
         try:
-            successor = cluster.wait_holder(other_than_token=zombie.token)
+            successor = cluster.wait_holder(after=zombie)
             figures.gap(cluster.wait_claim_by(successor.token).at_ms / 1000 - stopped_at)
             # Keep it frozen until the successor fired slots the zombie could have stolen.
             cluster.wait_claimed(jobs, math.ceil(lease_end_ms / 1000) + 1)
