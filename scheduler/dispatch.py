@@ -55,6 +55,8 @@ class Dispatcher:
         # so a promotion right after a claim rarely loses it. WAIT cannot run in a script.
         self.wait_for_replica = wait_for_replica
         self._unreplicated_since: float | None = None
+        # Claims built ahead of their slot, by (job, slot): a burst then only sends them.
+        self._prepared: dict[tuple[str, int], tuple[JobSpec, int, FireClaim]] = {}
 
     def send(
         self,
@@ -115,11 +117,29 @@ class Dispatcher:
                 REPLICA_WAIT_MS,
             )
 
+    def prepare(self, fires: Sequence[tuple[JobSpec, int]], token: int) -> None:
+        """Build the claims (messages included) of fires expected soon, before their slot."""
+        if not self.atomic:
+            return
+        prepared = {}
+        for job, slot_s in fires:
+            push = self.factory.redis_push(job, slot_s, token)
+            prepared[(job.name, slot_s)] = (
+                job,
+                token,
+                FireClaim(job.name, slot_s, push.key, push.payload),
+            )
+        self._prepared = prepared
+
     def _claims(self, chunk: Sequence[tuple[JobSpec, int]], token: int) -> list[FireClaim]:
         if not self.atomic:
             return [FireClaim(job.name, slot_s) for job, slot_s in chunk]
         claims = []
         for job, slot_s in chunk:
+            ready = self._prepared.pop((job.name, slot_s), None)
+            if ready is not None and ready[0] is job and ready[1] == token:
+                claims.append(ready[2])
+                continue
             push = self.factory.redis_push(job, slot_s, token)
             claims.append(FireClaim(job.name, slot_s, push.key, push.payload))
         return claims

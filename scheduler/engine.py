@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scheduler.jobspec import JobSpec
-from scheduler.policy import NextSlot, decide, slots_of
+from scheduler.policy import Decision, NextSlot, decide, slots_of
 from scheduler.store.state import MissedRange
 from scheduler.triggers import Trigger
 
@@ -60,17 +60,33 @@ class Engine:
         # Jobs with identical schedules share each "next slot after t" of this tick: a burst
         # of 10,000 jobs on one cron expression computes it once.
         shared: dict[tuple[Trigger, int], int | None] = {}
+        # Jobs alike in schedule, watermark and policy get the same decision (bar names).
+        decided: dict[tuple[Trigger, int, str, float], Decision] = {}
+        rescheduled: list[tuple[int, str]] = []
         while self._heap and self._heap[0][0] <= now_s:
             _, name = heapq.heappop(self._heap)
             job = self.jobs[name]
-            decision = decide(job, self.watermarks[name], now_s, _shared_steps(job.trigger, shared))
+            mark = self.watermarks[name]
+            alike = (job.trigger, mark, job.catchup, job.misfire_grace.total_seconds())
+            decision = decided.get(alike)
+            if decision is None:
+                decision = decide(job, mark, now_s, _shared_steps(job.trigger, shared))
+                decided[alike] = decision
             due.fires.extend((job, slot) for slot in decision.fire)
-            due.missed.extend(decision.missed)
+            due.missed.extend(replace(gap, job=name) for gap in decision.missed)
             self.watermarks[name] = now_s
             if decision.next_s is not None:
-                heapq.heappush(self._heap, (decision.next_s, name))
+                rescheduled.append((decision.next_s, name))
+        for entry in rescheduled:
+            heapq.heappush(self._heap, entry)
         due.fires.sort(key=lambda fire: (fire[1], fire[0].name))
         return due
+
+    def upcoming(self, until_s: int) -> list[tuple[JobSpec, int]]:
+        """The (job, slot) pairs due by `until_s` as things stand, without taking them."""
+        if not self._heap or self._heap[0][0] > until_s:
+            return []
+        return [(self.jobs[name], slot) for slot, name in self._heap if slot <= until_s]
 
 
 def _shared_steps(trigger: Trigger, shared: dict[tuple[Trigger, int], int | None]) -> NextSlot:

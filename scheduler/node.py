@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 1.0
 STANDBY_POLL_S = 0.25
 RETRY_PAUSE_S = 0.05
+# A slot's messages are built this long before it (in the wait before the slot).
+PREPARE_AHEAD_S = 2.0
 
 
 class Node:
@@ -73,6 +75,7 @@ class Node:
         )
         self.engine: Engine | None = None
         self._leading_token: int | None = None
+        self._prepared_for: int | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
@@ -200,6 +203,16 @@ class Node:
             return
         next_s = self.engine.next_slot_s() if self.engine else None
         sleep_s = MAX_SLEEP_S if next_s is None else min(MAX_SLEEP_S, next_s - self.clock.time())
+        # Build the next slot's messages while waiting for it, once it is close enough.
+        if (
+            next_s is not None
+            and self.engine is not None
+            and next_s != self._prepared_for
+            and next_s - self.clock.time() <= PREPARE_AHEAD_S
+        ):
+            self.dispatcher.prepare(self.engine.upcoming(next_s), token)
+            self._prepared_for = next_s
+            sleep_s = min(sleep_s, next_s - self.clock.time())
         if sleep_s > 0:
             self._wake.wait(sleep_s)
             self._wake.clear()

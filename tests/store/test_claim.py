@@ -150,3 +150,22 @@ def test_outbox_ack_removes_only_the_matching_head_under_the_lease(
     with pytest.raises(LeaseLost):
         store.outbox_ack(stale, [second])
     assert store.outbox_head(10) == [second]
+
+
+def test_a_missed_range_and_fires_of_one_job_in_one_call(store: StateStore, leader: Lease) -> None:
+    gap = MissedRange("a", T0 + 1, T0 + 10, 10, "misfire_grace")
+    fires = [FireClaim("a", T0 + 5, "q", b"too old"), FireClaim("a", T0 + 11, "q", b"new")]
+    assert claim(store, leader, fires, [gap]) == [ClaimStatus.TAKEN_BY_OTHER, ClaimStatus.CLAIMED]
+    assert store.client.lrange("q", 0, -1) == [b"new"]
+    assert store.watermarks() == {"a": T0 + 11}
+
+
+def test_many_fires_of_many_queues_keep_their_order(store: StateStore, leader: Lease) -> None:
+    fires = [FireClaim(f"j{i}", T0, f"q{i % 3}", b"%d" % i) for i in range(3000)]
+    assert claim(store, leader, fires) == [ClaimStatus.CLAIMED] * 3000
+    for queue in range(3):
+        # LPUSH puts the newest at the head: the list read backwards is the order of the fires.
+        expected = [b"%d" % i for i in range(3000) if i % 3 == queue]
+        assert store.client.lrange(f"q{queue}", 0, -1)[::-1] == expected
+    assert len(store.watermarks()) == 3000
+    assert store.last_fires()["j2999"] == T0

@@ -17,8 +17,22 @@ end
 local token, cap = ARGV[2], ARGV[3]
 local outbox_cap = tonumber(ARGV[4])
 
+-- Newest slot per job as this script sees it: Redis, plus what this script wrote.
+local marks = {}
 local function watermark(job)
-  return tonumber(redis.call('HGET', KEYS[2], job) or '-1') or -1
+  local mark = marks[job]
+  if mark == nil then
+    mark = tonumber(redis.call('HGET', KEYS[2], job) or '-1') or -1
+    marks[job] = mark
+  end
+  return mark
+end
+
+-- Writes are gathered and sent as a few variadic commands (a burst claims 1,000 slots a call).
+local function flush(command, key, values)
+  for first = 1, #values, 1000 do
+    redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
+  end
 end
 
 local i = 6
@@ -27,34 +41,47 @@ for _ = 1, tonumber(ARGV[5]) do
   i = i + 5
   if watermark(job) < tonumber(last) then
     redis.call('HSET', KEYS[2], job, last)
+    marks[job] = tonumber(last)
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'job', job, 'first', first,
       'last', last, 'count', count, 'reason', reason, 'token', token)
   end
 end
 
 local out = {1}
+local any_paused = redis.call('SCARD', KEYS[6]) > 0
+local new_marks, new_last, pushes, queues = {}, {}, {}, {}
 local fires = tonumber(ARGV[i])
 i = i + 1
 for _ = 1, fires do
   local job, slot, queue, message = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
-  if watermark(job) >= tonumber(slot) then
+  local slot_n = tonumber(slot)
+  if watermark(job) >= slot_n then
     if redis.call('HGET', KEYS[3], job) == slot .. ' ' .. token then
       out[#out + 1] = 3
     else
       out[#out + 1] = 0
     end
-  elseif redis.call('SISMEMBER', KEYS[6], job) == 1 then
+  elseif any_paused and redis.call('SISMEMBER', KEYS[6], job) == 1 then
     redis.call('HSET', KEYS[2], job, slot)
     redis.call('HINCRBY', KEYS[7], job, 1)
+    marks[job] = slot_n
     out[#out + 1] = 2
   elseif outbox_cap > 0 and redis.call('LLEN', KEYS[8]) >= outbox_cap then
     out[#out + 1] = 4
   else
-    redis.call('HSET', KEYS[2], job, slot)
-    redis.call('HSET', KEYS[3], job, slot .. ' ' .. token)
+    marks[job] = slot_n
+    new_marks[#new_marks + 1] = job
+    new_marks[#new_marks + 1] = slot
+    new_last[#new_last + 1] = job
+    new_last[#new_last + 1] = slot .. ' ' .. token
     if queue ~= '' then
-      redis.call('LPUSH', queue, message)
+      if pushes[queue] == nil then
+        pushes[queue] = {}
+        queues[#queues + 1] = queue
+      end
+      local list = pushes[queue]
+      list[#list + 1] = message
     end
     if outbox_cap > 0 then
       redis.call('RPUSH', KEYS[8], job .. ' ' .. slot .. ' ' .. token)
@@ -62,5 +89,10 @@ for _ = 1, fires do
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'job', job, 'slot', slot, 'token', token)
     out[#out + 1] = 1
   end
+end
+flush('HSET', KEYS[2], new_marks)
+flush('HSET', KEYS[3], new_last)
+for _, queue in ipairs(queues) do
+  flush('LPUSH', queue, pushes[queue])
 end
 return out
