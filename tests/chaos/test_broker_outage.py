@@ -11,6 +11,7 @@ carries the same task id, and the worker hook runs each slot once.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -146,3 +147,104 @@ def test_broker_outage_loses_nothing_and_publishes_in_order(
     assert executed.repeats == 0, executed.describe("executions")
     assert not fenced_claims(claims)
     assert all(pending > 0 for pending in pending_seen), f"outbox during cuts: {pending_seen}"
+
+
+def missed_ranges(cluster: ChaosCluster) -> list[dict[str, str]]:
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = cluster.client().xrange(cluster.keys.missed)  # type: ignore[assignment]
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(TIMEOUT_S)
+def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
+    cluster: ChaosCluster,
+    figures: Figures,
+    rabbitmq_url: str,
+    queue_prefix: str,
+    proxy: Callable[[int, str], TcpProxy],
+) -> None:
+    """A tiny outbox (3 entries) and a broker away for longer than that lasts: the slots that do
+    not fit are recorded as missed ranges (reason outbox_full) and `status` says the outbox is
+    full; every slot of the window is either at the broker or in exactly one missed range."""
+    figures.scenario = f"RabbitMQ unreachable {OUTAGE_S:.0f} s with outbox_max = 3"
+    broker = urlsplit(rabbitmq_url)
+    cut = proxy(broker.port or 5672, "amqp-proxy")
+    parked_queue = f"{queue_prefix}-parked"
+    cluster.configure(
+        namespace="chaos-outbox-full",
+        lease_ttl="1s",
+        jobs={
+            job: every_second(queue=parked_queue, catchup="all", misfire_grace="5m")
+            for job in PARKED_JOBS
+        },
+        extra_settings={"broker_url": through(rabbitmq_url, cut.port), "outbox_max": 3},
+    )
+    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
+    try:
+        parked.declare()
+        cluster.bring_up_all(*NODES)
+        window_first_s = math.ceil(time.time()) + 1
+        cluster.wait_for_parked(parked, PARKED_JOBS, window_first_s + 1)
+        cut.cut(CutMode.RESET)
+        cut_at = time.time()
+        figures.faults += 1
+        full = wait_until(
+            lambda: (status := cluster.status())["outbox"]["full"] and status,
+            timeout_s=30,
+            what="`status` to show a full outbox",
+            on_timeout=cluster.children.log_tails,
+        )
+        wait_until(
+            lambda: any(r["reason"] == "outbox_full" for r in missed_ranges(cluster)),
+            timeout_s=30,
+            what="a missed range with reason outbox_full",
+            on_timeout=cluster.children.log_tails,
+        )
+        time.sleep(max(0.0, cut_at + OUTAGE_S - time.time()))  # the rest of the outage
+        cut.restore()
+        restored_at = time.time()
+        window_last_s = math.ceil(restored_at) + 2
+        cluster.wait_for_parked(parked, PARKED_JOBS, window_last_s + 1, timeout_s=60)
+        drained = wait_until(
+            lambda: (status := cluster.status())["outbox"]["pending"] == 0 and status,
+            timeout_s=30,
+            what="the outbox to drain",
+        )
+    finally:
+        cluster.children.kill_all()
+        parked.poll()
+        parked.close_and_delete()
+    assert not amqp_queue_exists(rabbitmq_url, parked_queue)
+
+    ranges = [r for r in missed_ranges(cluster) if r["reason"] == "outbox_full"]
+    recorded = [
+        (r["job"], second) for r in ranges for second in range(int(r["first"]), int(r["last"]) + 1)
+    ]
+    at_broker = tally(pairs_of(parked.messages), PARKED_JOBS, window_first_s, window_last_s)
+    either = tally(
+        [*pairs_of(parked.messages), *recorded], PARKED_JOBS, window_first_s, window_last_s
+    )
+    figures.slots_expected = at_broker.expected
+    figures.missing = len(at_broker.missing)  # recorded as missed ranges, by design
+    figures.repeated = at_broker.repeats
+    figures.notes.update(
+        lost_by_design=True,
+        recorded_missed=len(recorded),
+        missed_ranges=len(ranges),
+        drain_s=round(time.time() - restored_at, 2),
+    )
+
+    assert full["outbox"] == {"pending": 3, "max": 3, "full": True}, full["outbox"]
+    assert drained["outbox"]["full"] is False
+    assert all(int(r["count"]) == int(r["last"]) - int(r["first"]) + 1 for r in ranges), ranges
+    assert len(recorded) == len(set(recorded)), "a slot is in two missed ranges"
+    # DESIGN.md: missed slots are recorded as ranges, one record per gap, never one per slot.
+    for job in PARKED_JOBS:
+        slots = sorted(second for name, second in recorded if name == job)
+        gaps = 1 + sum(1 for a, b in itertools.pairwise(slots) if b != a + 1) if slots else 0
+        mine = [f"{r['first']}..{r['last']}" for r in ranges if r["job"] == job]
+        assert len(mine) == gaps, f"{job}: {len(mine)} records for {gaps} gap(s): {mine}"
+    assert not set(recorded) & set(pairs_of(parked.messages)), "published and recorded missed"
+    assert either.complete, either.describe("at the broker or recorded as missed")
+    assert not wrong_task_ids(parked.messages, cluster.namespace)
+    assert not first_seen_out_of_order(parked.messages, PARKED_JOBS)
