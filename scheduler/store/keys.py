@@ -51,6 +51,12 @@ class Keys:
         return self._key("missed")
 
     @property
+    def missed_open(self) -> str:
+        """Hash job -> "<first> <last> <count> <reason>": a gap still growing (the outbox is
+        full); it becomes one `missed` record when the job's next slot is claimed."""
+        return self._key("missed_open")
+
+    @property
     def paused(self) -> str:
         """Set of paused job names: their slots advance the watermark but are not sent."""
         return self._key("paused")

@@ -123,6 +123,7 @@ class StateStore:
             self.keys.paused,
             self.keys.paused_skips,
             self.keys.outbox,
+            self.keys.missed_open,
         ]
         pending_missed = list(missed)
         for start in range(0, max(len(fires), 1), CLAIM_CHUNK):
@@ -194,6 +195,23 @@ class StateStore:
             self.client.srem(self.keys.paused, job)
 
     def missed(self, count: int = 100) -> list[dict[str, str]]:
+        """Gaps still open (newest first), then the newest `count` recorded missed ranges."""
+        return self.open_gaps() + self.recorded_missed(count)
+
+    def open_gaps(self) -> list[dict[str, str]]:
+        raw: dict[bytes, bytes] = self.client.hgetall(self.keys.missed_open)  # type: ignore[assignment]
+        gaps = []
+        for job, value in sorted(raw.items()):
+            parts = value.decode(errors="replace").split(" ")
+            if len(parts) == 4:
+                first, last, count, reason = parts
+                gaps.append(
+                    {"job": job.decode(errors="replace"), "first": first, "last": last,
+                     "count": count, "reason": reason, "open": "yes"}
+                )  # fmt: skip
+        return gaps
+
+    def recorded_missed(self, count: int = 100) -> list[dict[str, str]]:
         entries: list[tuple[bytes, dict[bytes, bytes]]] = self.client.xrevrange(  # type: ignore[assignment]
             self.keys.missed, count=count
         )

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from scheduler.store.state import StateStore
 from tests.integration.harness import every_second, slot_text, wait_until
 
 from .nodes import ChaosCluster
@@ -150,8 +151,8 @@ def test_broker_outage_loses_nothing_and_publishes_in_order(
 
 
 def missed_ranges(cluster: ChaosCluster) -> list[dict[str, str]]:
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = cluster.client().xrange(cluster.keys.missed)  # type: ignore[assignment]
-    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    """As `scheduler jobs missed` shows them: gaps still open, and recorded ranges."""
+    return StateStore(cluster.client(), cluster.keys).missed(10_000)
 
 
 @pytest.mark.integration

@@ -169,3 +169,17 @@ def test_many_fires_of_many_queues_keep_their_order(store: StateStore, leader: L
         assert store.client.lrange(f"q{queue}", 0, -1)[::-1] == expected
     assert len(store.watermarks()) == 3000
     assert store.last_fires()["j2999"] == T0
+
+
+def test_an_outbox_full_gap_stays_one_record_however_long(store: StateStore, leader: Lease) -> None:
+    for second in range(1, 6):  # five ticks, one refused slot each
+        claim(store, leader, [], [MissedRange("a", T0 + second, T0 + second, 1, "outbox_full")])
+    assert store.recorded_missed() == []
+    assert store.open_gaps() == [
+        {"job": "a", "first": str(T0 + 1), "last": str(T0 + 5), "count": "5",
+         "reason": "outbox_full", "open": "yes"}
+    ]  # fmt: skip
+    assert claim(store, leader, [FireClaim("a", T0 + 6)]) == [ClaimStatus.CLAIMED]
+    assert store.open_gaps() == []
+    [record] = store.recorded_missed()
+    assert (record["first"], record["last"], record["count"]) == (str(T0 + 1), str(T0 + 5), "5")

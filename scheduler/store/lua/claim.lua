@@ -1,6 +1,6 @@
 -- Claim due slots under the fencing token, and (same-Redis broker) enqueue them in the same step.
 -- KEYS[1] lease, KEYS[2] watermarks, KEYS[3] last_fire, KEYS[4] history, KEYS[5] missed,
--- KEYS[6] paused, KEYS[7] paused_skips, KEYS[8] outbox
+-- KEYS[6] paused, KEYS[7] paused_skips, KEYS[8] outbox, KEYS[9] missed_open
 -- ARGV[1] our lease value, ARGV[2] our token, ARGV[3] stream cap,
 -- ARGV[4] outbox cap: 0 when the broker is this Redis (the message comes with the fire),
 -- else claimed slots are appended to the outbox, and refused once it holds that many;
@@ -42,13 +42,24 @@ for _ = 1, tonumber(ARGV[5]) do
   if watermark(job) < tonumber(last) then
     redis.call('HSET', KEYS[2], job, last)
     marks[job] = tonumber(last)
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'job', job, 'first', first,
-      'last', last, 'count', count, 'reason', reason, 'token', token)
+    if reason == 'outbox_full' then
+      -- A gap that goes on tick after tick stays one open range until the job fires again.
+      local open = redis.call('HGET', KEYS[9], job)
+      if open then
+        local first0, _, count0 = string.match(open, '^(%d+) (%d+) (%d+)')
+        first, count = first0, tostring(tonumber(count0) + tonumber(count))
+      end
+      redis.call('HSET', KEYS[9], job, first .. ' ' .. last .. ' ' .. count .. ' ' .. reason)
+    else
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'job', job, 'first', first,
+        'last', last, 'count', count, 'reason', reason, 'token', token)
+    end
   end
 end
 
 local out = {1}
 local any_paused = redis.call('SCARD', KEYS[6]) > 0
+local any_open = redis.call('HLEN', KEYS[9]) > 0
 local new_marks, new_last, pushes, queues = {}, {}, {}, {}
 local fires = tonumber(ARGV[i])
 i = i + 1
@@ -70,6 +81,15 @@ for _ = 1, fires do
   elseif outbox_cap > 0 and redis.call('LLEN', KEYS[8]) >= outbox_cap then
     out[#out + 1] = 4
   else
+    if any_open then
+      local open = redis.call('HGET', KEYS[9], job)
+      if open then
+        local first, last, count, reason = string.match(open, '^(%d+) (%d+) (%d+) (%S+)')
+        redis.call('XADD', KEYS[5], 'MAXLEN', '~', cap, '*', 'job', job, 'first', first,
+          'last', last, 'count', count, 'reason', reason, 'token', token)
+        redis.call('HDEL', KEYS[9], job)
+      end
+    end
     marks[job] = slot_n
     new_marks[#new_marks + 1] = job
     new_marks[#new_marks + 1] = slot
