@@ -50,7 +50,7 @@ format: install
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
 
-# Benchmarks beside celery beat and RedBeat (bench/, docs/performance.md): about 30 minutes;
+# Benchmarks beside celery beat and RedBeat (bench/, docs/performance.md): about 35 minutes;
 # `make bench BENCH_ARGS=--quick` is a 10-minute sanity run. The peers get their own venv.
 .PHONY: bench
 BENCH_PY   := bench/.venv-peers/bin/python

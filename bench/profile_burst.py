@@ -45,11 +45,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--startup",
         action="store_true",
-        help="profile the start-up instead: spawn to leading, N jobs of 1,000 expressions",
+        help="profile the start-up instead: from the spawn until the node leads",
+    )
+    parser.add_argument(
+        "--distinct", type=int, default=1_000, help="start-up: distinct cron expressions"
     )
     args = parser.parse_args(argv)
     if args.startup:
-        profile_startup(args.n, args.rate, args.out)
+        profile_startup(args.n, min(args.n, args.distinct), args.rate, args.out)
         return
     workdir = Path(tempfile.mkdtemp(prefix="scheduler-profile-"))
     out = args.out or workdir
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
 
-def profile_startup(n: int, rate: int, out: Path | None) -> None:
+def profile_startup(n: int, distinct: int, rate: int, out: Path | None) -> None:
     """py-spy runs the node itself, from the interpreter's start until it leads."""
     workdir = Path(tempfile.mkdtemp(prefix="scheduler-profile-"))
     out = out or workdir
@@ -123,7 +126,7 @@ def profile_startup(n: int, rate: int, out: Path | None) -> None:
     procs = Procs(workdir / "logs")
     try:
         server = RedisServer(procs, workdir / "redis")
-        jobs = never_due(n, min(n, 1_000), time.time())
+        jobs = never_due(n, distinct, time.time())
         config = ours.write_config(workdir / "startup.toml", server.url, jobs)
         command = [
             str(PY_SPY), "record", "--rate", str(rate), "--format", "raw",
@@ -141,7 +144,10 @@ def profile_startup(n: int, rate: int, out: Path | None) -> None:
     finally:
         procs.stop_all()
     own, inclusive, total = summarise(raw)
-    print(f"N={n}: leading {took:.2f} s after the spawn (under py-spy); {total} samples")
+    print(
+        f"N={n} ({distinct} distinct): leading {took:.2f} s after the spawn (under py-spy); "
+        f"{total} samples"
+    )
     for title, table in (
         ("own time", own),
         ("inclusive, the scheduler's own functions", inclusive),

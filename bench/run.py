@@ -38,8 +38,8 @@ def plans(quick: bool, ours_n: list[int] | None, peers_n: list[int] | None) -> d
     if quick:
         return {
             "burst": burst.BurstPlan(
-                ours_n=tuple(ours_n or (100, 1_000, 10_000)),
-                peers_n=tuple(peers_n or (100, 1_000)),
+                ours_n=tuple(ours_n if ours_n is not None else (100, 1_000, 10_000)),
+                peers_n=tuple(peers_n if peers_n is not None else (100, 1_000)),
                 repeats=1,
                 window_s=30.0,
             ),
@@ -57,8 +57,8 @@ def plans(quick: bool, ours_n: list[int] | None, peers_n: list[int] | None) -> d
         }
     return {
         "burst": burst.BurstPlan(
-            ours_n=tuple(ours_n or (100, 1_000, 10_000, 100_000)),
-            peers_n=tuple(peers_n or (100, 1_000, 10_000)),
+            ours_n=tuple(ours_n if ours_n is not None else (100, 1_000, 10_000, 100_000)),
+            peers_n=tuple(peers_n if peers_n is not None else (100, 1_000, 10_000)),
             repeats=3,
             window_s=60.0,
         ),
@@ -75,7 +75,12 @@ def plans(quick: bool, ours_n: list[int] | None, peers_n: list[int] | None) -> d
 
 
 def _numbers(text: str | None) -> list[int] | None:
-    return [int(part.replace("_", "")) for part in text.split(",")] if text else None
+    """ "10000,100_000" -> [10000, 100000]; "none" -> [] (skip); None -> None (the plan's)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [int(part.replace("_", "")) for part in text.split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few N, short windows (~10 min)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(MEASUREMENTS)}")
     parser.add_argument("--ours-n", help="burst sizes for ours, e.g. 10000 (default: the plan)")
-    parser.add_argument("--peers-n", help="burst sizes for the peers, e.g. 1000,10000")
+    parser.add_argument("--peers-n", help="burst sizes for the peers, e.g. 1000,10000, or none")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (configs, logs)")
     args = parser.parse_args(argv)
     chosen = args.only.split(",") if args.only else list(MEASUREMENTS)
@@ -97,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="scheduler-bench-"))
     print(f"bench ({mode}): {', '.join(chosen)}; work dir {workdir}")
     meta = _meta(mode)
+    run_id = meta["written_at"]  # burst cells of one invocation share it: ratios need that
     _write(out / "meta.json", meta, merge=True)
     procs = Procs(workdir / "logs")
     failed = 0
@@ -125,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             result["scheduler_version"] = meta["versions"]["scheduler"]
             result["load_average_before"] = load_before
             if name == "burst":
+                _stamp_runs(result, run_id)
                 _keep_other_sizes(out / "burst.json", result)
             _write(out / f"{name}.json", result)
             print(f"   {name} took {result['took_s']} s -> {out / (name + '.json')}")
@@ -144,6 +151,12 @@ def _meta(mode: str) -> dict[str, Any]:
         "versions": {"scheduler": ours.version(), **versions()},
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def _stamp_runs(result: dict[str, Any], run_id: str) -> None:
+    for by_n in result.get("schedulers", {}).values():
+        for entry in by_n.values():
+            entry["run"] = run_id
 
 
 def _keep_other_sizes(path: Path, result: dict[str, Any]) -> None:
