@@ -223,6 +223,8 @@ def chart() -> bool:
                     fontsize=8,
                     color=colour,
                 )
+    targets = [(1_000, 0.06), (10_000, 0.5), (100_000, 5.0)]  # the issue's, for ours
+    axes.plot(*zip(*targets, strict=True), "_", color="black", markersize=14, label="target (ours)")
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("jobs due at the same instant (N)")
@@ -504,7 +506,7 @@ def meta_section() -> str:
         box = meta["machine"]
         versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
         lines.append(
-            f"- {mode} run ({meta['written_at']}): {box['cpu']}, {box['cores']} cores, "
+            f"- {mode} runs (latest {meta['written_at']}): {box['cpu']}, {box['cores']} cores, "
             f"{box['memory_gib']} GiB, Linux {box['kernel']}, Python {box['python']}; {versions}"
         )
     return "\n".join(lines) or "_No run yet._"
