@@ -7,6 +7,7 @@ node already gave up its lease, so the node enforces its own deadline and retrie
 from __future__ import annotations
 
 import importlib.metadata
+from functools import cache
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
@@ -171,6 +172,7 @@ def same_redis(url_a: str, url_b: str) -> bool:
     return where(a) == where(b)
 
 
+@cache
 def tzdata_version() -> str:
     try:
         return importlib.metadata.version("tzdata")

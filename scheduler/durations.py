@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -19,6 +20,11 @@ def parse_duration(value: object) -> timedelta:
         return timedelta(seconds=value)
     if not isinstance(value, str):
         raise ValueError(f'expected a duration like "30s", got {value!r}')
+    return _parse_text(value)
+
+
+@lru_cache(maxsize=1024)  # a config repeats the same few durations thousands of times
+def _parse_text(value: str) -> timedelta:
     text = value.strip().lower().replace(" ", "")
     if not text:
         raise ValueError("empty duration")
