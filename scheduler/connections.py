@@ -7,8 +7,8 @@ node already gave up its lease, so the node enforces its own deadline and retrie
 from __future__ import annotations
 
 import importlib.metadata
-from functools import cache
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
