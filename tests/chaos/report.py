@@ -19,6 +19,16 @@ from typing import Any
 
 from tests.chaos.results import results_path
 
+# The order of scenarios: kill, zombie, Redis restart, Sentinel, broker, partition, clock.
+MODULES = (
+    "test_kill_leader",
+    "test_zombie",
+    "test_redis_restart",
+    "test_sentinel",
+    "test_broker_outage",
+    "test_partition",
+    "test_clock_offset",
+)
 COLUMNS = (
     "scenario",
     "variant",
@@ -37,6 +47,7 @@ COLUMNS = (
 class Row:
     scenario: str
     variant: str
+    test: str = ""
     command: str = ""
     runs: int = 0
     failed: int = 0
@@ -47,7 +58,7 @@ class Row:
     executed: int = 0  # pairs the worker had to run, summed over runs with a worker
     executed_twice: int | None = None
     max_gap_s: float | None = None
-    by_design: bool = False
+    missing_means: str = ""  # what the missing pairs are, when they are missing by design
     commits: set[str] = field(default_factory=set)
 
     def add(self, entry: dict[str, Any]) -> None:
@@ -63,13 +74,19 @@ class Row:
         gap = entry.get("max_gap_s")
         if gap is not None:
             self.max_gap_s = max(self.max_gap_s or 0.0, float(gap))
-        self.by_design = self.by_design or bool(entry.get("notes", {}).get("lost_by_design"))
+        notes = entry.get("notes", {})
+        if notes.get("missing_means"):
+            self.missing_means = notes["missing_means"]
+        elif notes.get("recorded_missed") is not None:  # records written before missing_means
+            self.missing_means = "recorded as missed ranges, by design"
+        elif notes.get("lost_by_design"):
+            self.missing_means = "lost with the data, by design"
         self.command = entry.get("command", self.command)
         self.commits.add(str(entry.get("commit", "?")))
 
     def cells(self) -> list[str]:
         runs = f"{self.runs}" + (f" ({self.failed} failed)" if self.failed else "")
-        missing = f"{self.missing}" + (" (lost with the data, by design)" if self.by_design else "")
+        missing = f"{self.missing}" + (f" ({self.missing_means})" if self.missing_means else "")
         twice = "—" if self.executed_twice is None else f"{self.executed_twice} of {self.executed}"
         gap = "—" if self.max_gap_s is None else f"{self.max_gap_s:.2f}"
         return [
@@ -101,10 +118,17 @@ def rows(entries: Iterable[dict[str, Any]], variant: str | None = None) -> list[
     for entry in entries:
         if variant is not None and entry.get("variant") != variant:
             continue
-        key = (entry.get("test", entry["scenario"]), entry.get("variant", "?"))
-        row = table.setdefault(key, Row(entry["scenario"], entry.get("variant", "?")))
+        test = entry.get("test", entry["scenario"])
+        key = (test, entry.get("variant", "?"))
+        row = table.setdefault(key, Row(entry["scenario"], entry.get("variant", "?"), test))
         row.add(entry)
-    return list(table.values())
+    return sorted(table.values(), key=_order)
+
+
+def _order(row: Row) -> tuple[int, str, int]:
+    module = row.test.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+    rank = MODULES.index(module) if module in MODULES else len(MODULES)
+    return rank, row.test, 0 if row.variant == "short" else 1
 
 
 def markdown(found: Sequence[Row]) -> str:
