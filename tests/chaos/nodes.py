@@ -9,6 +9,7 @@ import random
 import signal
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,10 +99,13 @@ class ChaosCluster(Cluster):
     def start_worker(
         self, queue: str, name: str = "worker", *, env: Mapping[str, str] | None = None
     ) -> Child:
+        # A node name of its own: on the shared RabbitMQ, a worker's remote-control queue
+        # (<name>@<host>.celery.pidbox) is exclusive, and another run's worker may still hold it.
+        nodename = f"{name}-{uuid.uuid4().hex[:8]}@%h"
         command = [
             sys.executable, "-m", "celery", "-A", "jobs", "worker",
             "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-Q", queue, "-n", f"{name}@%h", "--loglevel=INFO",
+            "-Q", queue, "-n", nodename, "--loglevel=INFO",
         ]  # fmt: skip
         return self.children.start(name, command, {**self.env, **(env or {})})
 
