@@ -7,13 +7,17 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import redis
+from kombu import Connection
+from kombu.exceptions import OperationalError
+
+from tests.integration.harness import Children
 
 REDIS_START_TIMEOUT_S = 10.0
 
@@ -91,3 +95,51 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+# --- child processes and shared servers of the integration and chaos suites -----------------
+
+CHILDREN_KEY = pytest.StashKey[Children]()
+CALL_REPORT_KEY = pytest.StashKey[pytest.TestReport]()
+
+# The machine's RabbitMQ (shared: tests use their own queues and delete them); override with
+# $TEST_AMQP_URL. Not a SCHEDULER_* variable: child processes never see those from our env.
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
+    """Attach every child's log tail to a failed test; remember the call's outcome."""
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_REPORT_KEY] = report
+    children = item.stash.get(CHILDREN_KEY, None)
+    if report.failed and children is not None and children.started:
+        report.sections.append(("logs of child processes", children.log_tails()))
+    return report
+
+
+@pytest.fixture
+def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
+    """Start processes through this; all of them are SIGKILLed at teardown, even on failure."""
+    group = Children(log_dir=tmp_path / "logs")
+    request.node.stash[CHILDREN_KEY] = group
+    try:
+        yield group
+    finally:
+        group.kill_all()
+
+
+@pytest.fixture
+def rabbitmq_url() -> str:
+    """The URL of a reachable RabbitMQ; skips locally when there is none, fails in CI."""
+    url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
+    probe = Connection(url, connect_timeout=2)
+    unreachable = (OperationalError, *probe.connection_errors, *probe.channel_errors)
+    try:
+        probe.ensure_connection(max_retries=1)
+    except unreachable:
+        missing_server(f"RabbitMQ at {probe.as_uri()}")
+    finally:
+        probe.release()
+    return url

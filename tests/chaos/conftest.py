@@ -4,51 +4,20 @@ our own, and the figures every test records whatever its outcome."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kombu import Connection
-from kombu.exceptions import OperationalError
 
-from tests.conftest import RedisServer, missing_server
-from tests.integration.conftest import DEFAULT_AMQP_URL
+from tests.conftest import CALL_REPORT_KEY, RedisServer
 from tests.integration.harness import Children
 
 from .nodes import ChaosCluster
 from .proxy import TcpProxy
 from .results import Figures, record
 from .servers import RedisProcess, SentinelGroup
-
-_children_key = pytest.StashKey[Children]()
-_call_report_key = pytest.StashKey[pytest.TestReport]()
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator[None, Any, Any]:
-    """Attach every child's log tail to a failed test; remember the call's outcome."""
-    report = yield
-    if report.when == "call":
-        item.stash[_call_report_key] = report
-    children = item.stash.get(_children_key, None)
-    if report.failed and children is not None and children.started:
-        report.sections.append(("logs of child processes", children.log_tails()))
-    return report
-
-
-@pytest.fixture
-def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Children]:
-    """Start processes through this; all of them are SIGKILLed at teardown, even on failure."""
-    group = Children(log_dir=tmp_path / "logs")
-    request.node.stash[_children_key] = group
-    try:
-        yield group
-    finally:
-        group.kill_all()
 
 
 @pytest.fixture
@@ -57,7 +26,7 @@ def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     measured = Figures(scenario=request.node.name)
     started = time.monotonic()
     yield measured
-    report = request.node.stash.get(_call_report_key, None)
+    report = request.node.stash.get(CALL_REPORT_KEY, None)
     outcome = "passed" if report is not None and report.passed else "failed"
     record(
         measured,
@@ -109,21 +78,6 @@ def proxy() -> Iterator[Callable[[int, str], TcpProxy]]:
     finally:
         for each in made:
             each.close()
-
-
-@pytest.fixture
-def rabbitmq_url() -> str:
-    """A reachable RabbitMQ (the machine's shared one): skips locally when absent, fails in CI."""
-    url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
-    probe = Connection(url, connect_timeout=2)
-    unreachable = (OperationalError, *probe.connection_errors, *probe.channel_errors)
-    try:
-        probe.ensure_connection(max_retries=1)
-    except unreachable:
-        missing_server(f"RabbitMQ at {probe.as_uri()}")
-    finally:
-        probe.release()
-    return url
 
 
 @pytest.fixture

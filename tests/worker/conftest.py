@@ -1,11 +1,6 @@
-"""Real-process fixtures come from the integration layer: children that always die at teardown
-(with their log tails on a failed test's report), the cluster around a private Redis, RabbitMQ."""
+"""The cluster fixture comes from the integration layer; children, the log-tail hook and
+RabbitMQ come from tests/conftest.py, shared by every suite."""
 
 from __future__ import annotations
 
-from tests.integration.conftest import (  # noqa: F401  (fixtures and a hook, re-used by name)
-    children,
-    cluster,
-    pytest_runtest_makereport,
-    rabbitmq_url,
-)
+from tests.integration.conftest import cluster  # noqa: F401  (a fixture, re-used by name)
