@@ -279,6 +279,9 @@ class Node:
             return
         self.config = fresh
         self.publisher.jobs = fresh.jobs
+        self.factory.forget_templates()
+        if self.atomic:
+            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         if self.engine is not None and self.lease.value is not None:
             added = sorted(set(fresh.jobs) - set(self.engine.jobs))
             try:

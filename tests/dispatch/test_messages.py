@@ -72,6 +72,16 @@ def test_a_changed_job_gets_a_new_template(redis_server: RedisServer) -> None:
     assert json.loads(second.payload)["headers"]["argsrepr"] == "[2]"
 
 
+def test_jobs_renamed_from_one_table_keep_their_own_names(redis_server: RedisServer) -> None:
+    factory = MessageFactory("ns", redis_server.url, {})
+    first = JOBS[1]
+    for name in ("copy-1", "copy-2"):
+        renamed = first.renamed(name)
+        fast = factory.redis_push(renamed, SLOT, 1)
+        assert parsed(fast.payload) == parsed(factory.kombu_push(renamed, SLOT, 1).payload)
+        assert json.loads(fast.payload)["headers"]["scheduler_job"] == name
+
+
 @pytest.mark.parametrize("name", ["a", "nightly-report", "ünï.✓", "x" * 300])
 def test_task_id_is_uuid5_of_the_slot_url(name: str) -> None:
     expected = uuid.uuid5(uuid.NAMESPACE_URL, f"scheduler://ns/{name}/2027-01-15T08:00:00Z")
