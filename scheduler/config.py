@@ -7,6 +7,7 @@ once, so an operator fixes a file in one pass.
 
 from __future__ import annotations
 
+import gc
 import glob
 import hashlib
 import json
@@ -116,6 +117,18 @@ def load_config(
     path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Config:
     """Read, validate and freeze a config file and its includes; raise ConfigError."""
+    # Nearly every object made here lives on, so the collector's passes over them (a third of
+    # the load for 100,000 jobs) find nothing; any cycle is collected later, not lost.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_config(path, env)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None) -> Config:
     env = os.environ if env is None else env
     main = Path(path) if path is not None else default_config_path(env)
     document = _read_toml(main)
