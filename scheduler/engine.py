@@ -9,6 +9,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from scheduler.jobspec import JobSpec
 from scheduler.policy import Decision, NextSlot, decide, slots_of
@@ -57,29 +58,44 @@ class Engine:
     def take_due(self, now_s: int) -> Due:
         """Pop every job with a slot at or before `now_s` and decide what to do with it."""
         due = Due()
+        fires, heap, jobs, watermarks = due.fires, self._heap, self.jobs, self.watermarks
         # Jobs with identical schedules share each "next slot after t" of this tick: a burst
         # of 10,000 jobs on one cron expression computes it once.
         shared: dict[tuple[Trigger, int], int | None] = {}
-        # Jobs alike in schedule, watermark and policy get the same decision (bar names).
-        decided: dict[tuple[Trigger, int, str, float], Decision] = {}
+        # Jobs alike in schedule, watermark and policy get the same decision (bar names). The
+        # trigger is keyed by identity (jobs renamed from one table share it) for a cheap hash.
+        decided: dict[tuple[int, int, str, timedelta], tuple[Decision, bool]] = {}
         rescheduled: list[tuple[int, str]] = []
-        while self._heap and self._heap[0][0] <= now_s:
-            _, name = heapq.heappop(self._heap)
-            job = self.jobs[name]
-            mark = self.watermarks[name]
-            alike = (job.trigger, mark, job.catchup, job.misfire_grace.total_seconds())
-            decision = decided.get(alike)
-            if decision is None:
+        # Fires come out in (slot, name) order as long as each job fires just its heap slot.
+        in_order = True
+        while heap and heap[0][0] <= now_s:
+            slot_s, name = heapq.heappop(heap)
+            job = jobs[name]
+            mark = watermarks[name]
+            alike = (id(job.trigger), mark, job.catchup, job.misfire_grace)
+            known = decided.get(alike)
+            if known is None:
                 decision = decide(job, mark, now_s, _shared_steps(job.trigger, shared))
-                decided[alike] = decision
-            due.fires.extend((job, slot) for slot in decision.fire)
-            due.missed.extend(replace(gap, job=name) for gap in decision.missed)
-            self.watermarks[name] = now_s
+                only_slot = decision.fire == (slot_s,) and not decision.missed
+                known = decided[alike] = (decision, only_slot)
+            decision, just_this_slot = known
+            if just_this_slot:
+                fires.append((job, slot_s))
+            else:
+                in_order = False
+                fires.extend((job, slot) for slot in decision.fire)
+                due.missed.extend(replace(gap, job=name) for gap in decision.missed)
+            watermarks[name] = now_s
             if decision.next_s is not None:
                 rescheduled.append((decision.next_s, name))
-        for entry in rescheduled:
-            heapq.heappush(self._heap, entry)
-        due.fires.sort(key=lambda fire: (fire[1], fire[0].name))
+        if len(rescheduled) > len(heap):
+            heap.extend(rescheduled)  # most of the agenda was due: one O(due) heapify
+            heapq.heapify(heap)
+        else:
+            for entry in rescheduled:
+                heapq.heappush(heap, entry)
+        if not in_order:
+            fires.sort(key=lambda fire: (fire[1], fire[0].name))
         return due
 
     def upcoming(self, until_s: int) -> list[tuple[JobSpec, int]]:

@@ -79,3 +79,23 @@ def test_a_year_of_new_york_dst_through_the_engine_in_milliseconds() -> None:
     assert {(t.hour, t.minute) for t in local} == {(2, 30), (3, 0)}
     # The gap day runs once, right after the gap; every other day at 02:30.
     assert [t.date().isoformat() for t in local if t.hour == 3] == ["2026-03-08"]
+
+
+def test_a_burst_keeps_every_job_on_its_own_agenda() -> None:
+    # 1,000 jobs on one schedule, all due together (the agenda is rebuilt in one go), beside
+    # 10 hourly jobs not due yet and one job catching up on missed slots.
+    jobs = {f"j{i:04d}": job(f"j{i:04d}", 10) for i in range(1000)}
+    jobs |= {f"hourly{i}": job(f"hourly{i}", 3600) for i in range(10)}
+    jobs["late"] = job("late", 5)
+    engine = Engine(jobs)
+    engine.load(dict.fromkeys(jobs, T0) | {"late": T0 - 10})
+    tens = [(f"j{i:04d}", T0 + 10) for i in range(1000)]
+    assert fired(engine, T0 + 10) == [
+        ("late", T0 - 5), ("late", T0), ("late", T0 + 5), *tens, ("late", T0 + 10),
+    ]  # fmt: skip
+    assert engine.next_slot_s() == T0 + 15
+    assert fired(engine, T0 + 15) == [("late", T0 + 15)]
+    assert fired(engine, T0 + 20) == [(name, T0 + 20) for name, _ in tens] + [("late", T0 + 20)]
+    assert engine.next_slot_s() == T0 + 25
+    hourly = sorted((spec.name, slot) for spec, slot in engine.upcoming(T0 + 3600))[:10]
+    assert hourly == [(f"hourly{i}", T0 + 3600) for i in range(10)]
