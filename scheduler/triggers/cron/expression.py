@@ -10,6 +10,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from scheduler.errors import InvalidSchedule
 from scheduler.triggers.cron import fields as f
@@ -104,19 +105,33 @@ def parse_cron(text: str) -> CronExpression:
     second_text = fields[0] if len(fields) == 6 else "0"
     minute_text, hour_text, dom_text, month_text, dow_text = fields[-5:]
     times = TimesOfDay(
-        hours=tuple(sorted(f.parse_field(hour_text, f.HOUR))),
-        minutes=tuple(sorted(f.parse_field(minute_text, f.MINUTE))),
-        seconds=tuple(sorted(f.parse_field(second_text, f.SECOND))),
+        hours=_values(hour_text, f.HOUR),
+        minutes=_values(minute_text, f.MINUTE),
+        seconds=_values(second_text, f.SECOND),
     )
+    days = _day_rule(month_text, dom_text, dow_text)
+    wildcard = minute_text.startswith("*") or hour_text.startswith("*")
+    return CronExpression(text=text, times=times, days=days, wildcard=wildcard)
+
+
+# The same field texts ("*", "0", "1-5") recur across thousands of distinct expressions: each
+# is parsed once and its (immutable) result shared, which keeps 100,000 distinct expressions
+# from holding 100,000 copies of the same sets. Errors are raised anew, never cached.
+@lru_cache(maxsize=4096)
+def _values(text: str, spec: f.FieldSpec) -> tuple[int, ...]:
+    return tuple(sorted(f.parse_field(text, spec)))
+
+
+@lru_cache(maxsize=4096)
+def _day_rule(month_text: str, dom_text: str, dow_text: str) -> DayRule:
     days = DayRule(
-        months=tuple(sorted(f.parse_field(month_text, f.MONTH))),
+        months=_values(month_text, f.MONTH),
         day_of_month=f.parse_day_of_month(dom_text),
         day_of_week=f.parse_day_of_week(dow_text),
         either=not dom_text.startswith("*") and not dow_text.startswith("*"),
     )
     _refuse_if_never_fires(days)
-    wildcard = minute_text.startswith("*") or hour_text.startswith("*")
-    return CronExpression(text=text, times=times, days=days, wildcard=wildcard)
+    return days
 
 
 def _refuse_if_never_fires(days: DayRule) -> None:
