@@ -7,19 +7,16 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from scheduler.lease import LeaseHolder, read_holder
 from scheduler.store.keys import Keys
-from tests.integration.harness import Child, Cluster, fired_messages, slot_text, wait_until
+from tests.integration.harness import Child, Cluster, fired_messages, slot_text
 
 from .observe import (
     AmqpQueueReader,
@@ -40,7 +37,6 @@ class ChaosCluster(Cluster):
     """`Cluster` with per-node overrides. `observe` makes the client the test reads state with
     (default: `redis_url`; a Sentinel group passes one that follows the master)."""
 
-    namespace: str = "chaos"
     observe: Callable[[], redis.Redis] | None = None
     node_env: dict[str, dict[str, str]] = field(default_factory=dict)
     node_args: dict[str, list[str]] = field(default_factory=dict)
@@ -50,19 +46,6 @@ class ChaosCluster(Cluster):
     @property
     def keys(self) -> Keys:
         return Keys(self.namespace)
-
-    def configure(
-        self,
-        *,
-        namespace: str,
-        jobs: Mapping[str, Mapping[str, object]],
-        lease_ttl: str = "1s",
-        extra_settings: Mapping[str, object] | None = None,
-    ) -> Path:
-        self.namespace = namespace
-        return super().configure(
-            namespace=namespace, jobs=jobs, lease_ttl=lease_ttl, extra_settings=extra_settings
-        )
 
     def client(self) -> redis.Redis:
         """The test's own client of the state Redis (not a node's)."""
@@ -76,8 +59,9 @@ class ChaosCluster(Cluster):
         self,
         node_id: str,
         *,
+        args: Sequence[str] | None = None,
         env: Mapping[str, str] | None = None,
-        args: Iterable[str] | None = None,
+        log_name: str | None = None,
     ) -> Child:
         """Start (or restart, with the same overrides as before) the node `node_id`."""
         if env is not None:
@@ -86,28 +70,14 @@ class ChaosCluster(Cluster):
             self.node_args[node_id] = list(args)
         count = self.incarnations.get(node_id, 0) + 1
         self.incarnations[node_id] = count
-        command = [
-            sys.executable, "-m", "scheduler", "run",
-            "--config", str(self.config_path), "--node-id", node_id,
-            *self.node_args.get(node_id, []),
-        ]  # fmt: skip
-        name = f"node-{node_id}" if count == 1 else f"node-{node_id}.{count}"
-        child = self.children.start(name, command, {**self.env, **self.node_env.get(node_id, {})})
-        self.nodes[node_id] = child
-        return child
-
-    def start_worker(
-        self, queue: str, name: str = "worker", *, env: Mapping[str, str] | None = None
-    ) -> Child:
-        # A node name of its own: on the shared RabbitMQ, a worker's remote-control queue
-        # (<name>@<host>.celery.pidbox) is exclusive, and another run's worker may still hold it.
-        nodename = f"{name}-{uuid.uuid4().hex[:8]}@%h"
-        command = [
-            sys.executable, "-m", "celery", "-A", "jobs", "worker",
-            "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
-            "-Q", queue, "-n", nodename, "--loglevel=INFO",
-        ]  # fmt: skip
-        return self.children.start(name, command, {**self.env, **(env or {})})
+        # Each incarnation logs to a file of its own, so a restart keeps the killed one's log.
+        default_name = f"node-{node_id}" if count == 1 else f"node-{node_id}.{count}"
+        return super().start_node(
+            node_id,
+            args=self.node_args.get(node_id, []),
+            env=self.node_env.get(node_id),
+            log_name=log_name or default_name,
+        )
 
     def kill_node(self, node_id: str) -> None:
         """SIGKILL the node and reap it (bounded)."""
@@ -169,12 +139,8 @@ class ChaosCluster(Cluster):
             record = self.node_records().get(node_id, {})
             return record.get("pid") == child.pid and float(record.get("seen_at", 0)) > after_s
 
-        wait_until(
-            beating,
-            timeout_s=timeout_s,
-            what=f"a heartbeat of {child.name}",
-            interval_s=0.05,
-            on_timeout=self.children.log_tails,
+        self.wait_until(
+            beating, timeout_s=timeout_s, what=f"a heartbeat of {child.name}", interval_s=0.05
         )
 
     def wait_holder(
@@ -198,12 +164,11 @@ class ChaosCluster(Cluster):
                 return None
             return holder
 
-        return wait_until(
+        return self.wait_until(
             found,
             timeout_s=timeout_s,
             what="a lease holder" + (f" after token {after.token}" if after else ""),
             interval_s=0.02,
-            on_timeout=self.children.log_tails,
         )
 
     def bring_up_all(self, *node_ids: str, worker: Child | None = None) -> LeaseHolder:
@@ -225,39 +190,27 @@ class ChaosCluster(Cluster):
 
     def wait_claim_by(self, token: int, timeout_s: float = 15.0) -> Claim:
         """The first claim made under `token`, once there is one."""
-
-        def first() -> Claim | None:
-            try:
-                mine = [c for c in self.claims() if c.token == token]
-            except redis.RedisError:
-                return None
-            return min(mine, key=lambda c: c.at_ms) if mine else None
-
-        return wait_until(
-            first,
-            timeout_s=timeout_s,
-            what=f"a claim under token {token}",
-            interval_s=0.02,
-            on_timeout=self.children.log_tails,
+        return self._wait_first_claim(
+            lambda c: c.token == token, f"a claim under token {token}", timeout_s
         )
 
     def wait_first_claim_after(self, epoch_s: float, timeout_s: float = 30.0) -> Claim:
         """The first claim made (Redis time) after `epoch_s`, once there is one."""
+        return self._wait_first_claim(
+            lambda c: c.at_ms > epoch_s * 1000, f"a claim after {epoch_s:.3f}", timeout_s
+        )
 
+    def _wait_first_claim(
+        self, matches: Callable[[Claim], bool], what: str, timeout_s: float
+    ) -> Claim:
         def first() -> Claim | None:
             try:
-                later = [c for c in self.claims() if c.at_ms > epoch_s * 1000]
+                matching = [c for c in self.claims() if matches(c)]
             except redis.RedisError:
                 return None
-            return min(later, key=lambda c: c.at_ms) if later else None
+            return min(matching, key=lambda c: c.at_ms) if matching else None
 
-        return wait_until(
-            first,
-            timeout_s=timeout_s,
-            what=f"a claim after {epoch_s:.3f}",
-            interval_s=0.02,
-            on_timeout=self.children.log_tails,
-        )
+        return self.wait_until(first, timeout_s=timeout_s, what=what, interval_s=0.02)
 
     def _wait_reached(
         self,
@@ -276,12 +229,11 @@ class ChaosCluster(Cluster):
                 return False
             return newest is not None and newest >= second
 
-        wait_until(
+        self.wait_until(
             reached,
             timeout_s=timeout_s,
             what=f"{what} of {', '.join(jobs)} up to {slot_text(second)}",
             interval_s=0.1,
-            on_timeout=self.children.log_tails,
         )
 
     def wait_claimed(self, jobs: Iterable[str], second: int, timeout_s: float = 30.0) -> None:

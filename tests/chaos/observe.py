@@ -8,7 +8,7 @@ import contextlib
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ import redis
 from kombu import Connection, Exchange, Queue
 
 from scheduler.store.keys import Keys
-from tests.integration.harness import Fired, slot_text, task_id_for
+from tests.integration.harness import Children, Fired, fired_from, slot_text, task_id_for
 
 Pair = tuple[str, int]  # (job, slot in epoch seconds)
 
@@ -93,17 +93,8 @@ def celery_queue(name: str) -> Queue:
 
 
 def fired_from_amqp(message: Any) -> Fired:
-    headers = message.headers
     args, kwargs, _embed = message.decode()
-    return Fired(
-        job=headers["scheduler_job"],
-        slot=headers["scheduler_slot"],
-        token=int(headers["scheduler_token"]),
-        task_id=headers["id"],
-        task=headers["task"],
-        args=args,
-        kwargs=kwargs,
-    )
+    return fired_from(message.headers, args, kwargs)
 
 
 @dataclass
@@ -154,6 +145,25 @@ def amqp_queue_exists(url: str, name: str) -> bool:
         except connection.channel_errors:
             return False
         return True
+
+
+@contextlib.contextmanager
+def owned_amqp_queues(
+    url: str, parked: str, *others: str, children: Children
+) -> Iterator[AmqpQueueReader]:
+    """Our queues on the shared RabbitMQ for the block: `parked` declared and read by the reader
+    yielded, `others` left to whoever declares them. At the end, whatever happened, every child
+    is killed, the last of `parked` read, and all of them deleted."""
+    reader = AmqpQueueReader(url, parked)
+    try:
+        reader.declare()
+        yield reader
+    finally:
+        children.kill_all()  # nothing may declare the queues again after we delete them
+        reader.poll()
+        reader.close_and_delete()
+        if others:
+            delete_amqp_queues(url, others)
 
 
 # --- the tally ------------------------------------------------------------------------------

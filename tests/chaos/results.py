@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 from tests.integration.harness import REPO_ROOT
 
+from .observe import Tally
+
 T = TypeVar("T")
 
 LONG = os.environ.get("CHAOS_LONG", "") not in ("", "0")
@@ -58,6 +60,18 @@ class Figures:
 
     def gap(self, seconds: float) -> None:
         self.max_gap_s = round(max(self.max_gap_s or 0.0, seconds), 3)
+
+    def count_at_broker(self, *tallies: Tally) -> None:
+        """The pairs that had to reach the broker, summed over `tallies` (one per queue)."""
+        self.slots_expected = sum(t.expected for t in tallies)
+        self.missing = sum(len(t.missing) for t in tallies)
+        self.repeated = sum(t.repeats for t in tallies)
+
+    def count_executed(self, executed: Tally) -> None:
+        """The pairs the worker had to run."""
+        self.executed_expected = executed.expected
+        self.executed_missing = len(executed.missing)
+        self.executed_twice = executed.repeats
 
 
 def _commit() -> str:

@@ -20,21 +20,22 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from scheduler.store.state import StateStore
-from tests.integration.harness import every_second, slot_text, wait_until
+from tests.integration.harness import catching_up, slot_text, wait_until
 
 from .nodes import ChaosCluster
 from .observe import (
     AmqpQueueReader,
     amqp_queue_exists,
-    delete_amqp_queues,
     fenced_claims,
     first_seen_out_of_order,
+    owned_amqp_queues,
     pairs_of,
     tally,
     wrong_task_ids,
 )
 from .proxy import CutMode, TcpProxy
 from .results import Figures, pick
+from .window import count_window
 
 NODES = ("n1", "n2")
 PARKED_JOBS = ("alpha", "beta")
@@ -42,6 +43,8 @@ WORKED_JOB = "worked"
 OUTAGE_S = pick(5.0, 30.0)
 CUTS = (CutMode.RESET, CutMode.BLACKHOLE)
 TIMEOUT_S = pick(180, 900)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
 
 def through(url: str, port: int) -> str:
@@ -56,8 +59,6 @@ def published(parked: AmqpQueueReader, first_s: int, last_s: int) -> bool:
     return tally(pairs_of(parked.poll()), PARKED_JOBS, first_s, last_s).complete
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_broker_outage_loses_nothing_and_publishes_in_order(
     cluster: ChaosCluster,
     figures: Figures,
@@ -74,20 +75,17 @@ def test_broker_outage_loses_nothing_and_publishes_in_order(
         namespace="chaos-broker",
         lease_ttl="1s",
         jobs={
-            **{
-                job: every_second(queue=parked_queue, catchup="all", misfire_grace="5m")
-                for job in PARKED_JOBS
-            },
-            WORKED_JOB: every_second(queue=worked_queue, catchup="all", misfire_grace="5m"),
+            **catching_up(*PARKED_JOBS, queue=parked_queue, misfire_grace="5m"),
+            **catching_up(WORKED_JOB, queue=worked_queue, misfire_grace="5m"),
         },
         extra_settings={"broker_url": through(rabbitmq_url, cut.port)},
     )
-    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
     all_jobs = (*PARKED_JOBS, WORKED_JOB)
     drain_s: list[float] = []
     pending_seen: list[int] = []
-    try:
-        parked.declare()
+    with owned_amqp_queues(
+        rabbitmq_url, parked_queue, worked_queue, children=cluster.children
+    ) as parked:
         # The worker talks to RabbitMQ directly: only the scheduler's path is cut.
         worker = cluster.start_worker(worked_queue, env={"SCHEDULER_BROKER_URL": rabbitmq_url})
         cluster.bring_up_all(*NODES, worker=worker)
@@ -106,47 +104,34 @@ def test_broker_outage_loses_nothing_and_publishes_in_order(
             restored_at = time.time()
             backlog_s = math.floor(restored_at)
             # Published: every slot claimed during the outage, not just the newest.
-            wait_until(
+            cluster.wait_until(
                 functools.partial(published, parked, window_first_s, backlog_s),
                 timeout_s=60,
                 what=f"every parked slot up to {slot_text(backlog_s)}",
-                on_timeout=cluster.children.log_tails,
             )
             drain_s.append(round(time.time() - restored_at, 2))
             figures.gap(time.time() - restored_at)
         window_last_s = math.ceil(time.time())
         cluster.wait_for_parked(parked, PARKED_JOBS, window_last_s + 2)
         cluster.wait_executed([WORKED_JOB], window_last_s + 2)
-    finally:
-        cluster.children.kill_all()  # nothing may declare the queues again after we delete them
-        parked.poll()
-        parked.close_and_delete()
-        delete_amqp_queues(rabbitmq_url, [worked_queue])
     assert not amqp_queue_exists(rabbitmq_url, parked_queue)
     assert not amqp_queue_exists(rabbitmq_url, worked_queue)
 
-    messages = parked.messages
-    claims = cluster.claims()
-    at_broker = tally(pairs_of(messages), PARKED_JOBS, window_first_s, window_last_s)
-    claimed = tally(pairs_of(claims), all_jobs, window_first_s, window_last_s)
-    executed = tally(pairs_of(cluster.executions()), [WORKED_JOB], window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
-    figures.executed_expected = executed.expected
-    figures.executed_missing = len(executed.missing)
-    figures.executed_twice = executed.repeats
+    run = count_window(
+        cluster, parked.messages, PARKED_JOBS, window_first_s, window_last_s, worked_job=WORKED_JOB
+    )
+    run.record(figures)
     figures.notes.update(
         drain_s=drain_s, outbox_pending_during_cut=pending_seen, proxy=vars(cut.stats)
     )
 
-    assert claimed.exact, claimed.describe("claims")
-    assert at_broker.complete, at_broker.describe("parked queue")
-    assert not wrong_task_ids(messages, cluster.namespace)
-    assert not first_seen_out_of_order(messages, PARKED_JOBS)
-    assert executed.complete, executed.describe("executions")
-    assert executed.repeats == 0, executed.describe("executions")
-    assert not fenced_claims(claims)
+    assert run.claimed.exact, run.claimed.describe("claims")
+    assert run.at_broker.complete, run.at_broker.describe("parked queue")
+    assert not wrong_task_ids(run.messages, cluster.namespace)
+    assert not first_seen_out_of_order(run.messages, PARKED_JOBS)
+    assert run.executed.complete, run.executed.describe("executions")
+    assert run.executed.repeats == 0, run.executed.describe("executions")
+    assert not fenced_claims(run.claims)
     assert all(pending > 0 for pending in pending_seen), f"outbox during cuts: {pending_seen}"
 
 
@@ -155,8 +140,6 @@ def missed_ranges(cluster: ChaosCluster) -> list[dict[str, str]]:
     return StateStore(cluster.client(), cluster.keys).missed(10_000)
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
     cluster: ChaosCluster,
     figures: Figures,
@@ -174,32 +157,25 @@ def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
     cluster.configure(
         namespace="chaos-outbox-full",
         lease_ttl="1s",
-        jobs={
-            job: every_second(queue=parked_queue, catchup="all", misfire_grace="5m")
-            for job in PARKED_JOBS
-        },
+        jobs=catching_up(*PARKED_JOBS, queue=parked_queue, misfire_grace="5m"),
         extra_settings={"broker_url": through(rabbitmq_url, cut.port), "outbox_max": 3},
     )
-    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
-    try:
-        parked.declare()
+    with owned_amqp_queues(rabbitmq_url, parked_queue, children=cluster.children) as parked:
         cluster.bring_up_all(*NODES)
         window_first_s = math.ceil(time.time()) + 1
         cluster.wait_for_parked(parked, PARKED_JOBS, window_first_s + 1)
         cut.cut(CutMode.RESET)
         cut_at = time.time()
         figures.faults += 1
-        full = wait_until(
+        full = cluster.wait_until(
             lambda: (status := cluster.status())["outbox"]["full"] and status,
             timeout_s=30,
             what="`status` to show a full outbox",
-            on_timeout=cluster.children.log_tails,
         )
-        wait_until(
+        cluster.wait_until(
             lambda: any(r["reason"] == "outbox_full" for r in missed_ranges(cluster)),
             timeout_s=30,
             what="a missed range with reason outbox_full",
-            on_timeout=cluster.children.log_tails,
         )
         time.sleep(max(0.0, cut_at + OUTAGE_S - time.time()))  # the rest of the outage
         cut.restore()
@@ -212,10 +188,6 @@ def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
             what="the outbox to drain",
         )
         figures.gap(time.time() - restored_at)
-    finally:
-        cluster.children.kill_all()
-        parked.poll()
-        parked.close_and_delete()
     assert not amqp_queue_exists(rabbitmq_url, parked_queue)
 
     ranges = [r for r in missed_ranges(cluster) if r["reason"] == "outbox_full"]
@@ -226,9 +198,7 @@ def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
     either = tally(
         [*pairs_of(parked.messages), *recorded], PARKED_JOBS, window_first_s, window_last_s
     )
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)  # recorded as missed ranges, by design
-    figures.repeated = at_broker.repeats
+    figures.count_at_broker(at_broker)  # its missing are recorded as missed ranges, by design
     figures.notes.update(
         missing_means="recorded as missed ranges, by design",
         recorded_missed=len(recorded),

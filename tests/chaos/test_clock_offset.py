@@ -9,17 +9,17 @@ exactly once and none is claimed earlier than the limit allows.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 
 import pytest
 
-from tests.integration.harness import PARKED, catching_up, fired_messages, wait_until
+from tests.integration.harness import PARKED, catching_up, fired_messages
 
 from .nodes import ChaosCluster
-from .observe import fenced_claims, pairs_of, tally
+from .observe import fenced_claims
 from .results import Figures, pick, seed
+from .window import close_window, count_window, open_window
 
 JOBS = ("alpha", "beta")
 MAX_OFFSET_S = 1.0
@@ -31,9 +31,9 @@ KILLS = pick(3, 30)
 TIMEOUT_S = pick(150, 1200)
 REFUSING = "refusing leadership"
 
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
+
 def test_skewed_node_never_leads_and_slots_stay_exact(
     cluster: ChaosCluster, figures: Figures
 ) -> None:
@@ -67,12 +67,11 @@ def test_skewed_node_never_leads_and_slots_stay_exact(
             for node_id, child in skewed.items()
         )
 
-    wait_until(
+    cluster.wait_until(
         refusing_for_a_while,
         timeout_s=30,
         what="the skewed nodes to refuse leadership for several heartbeats",
         interval_s=0.05,
-        on_timeout=cluster.children.log_tails,
     )
     status = cluster.status()
     assert not holders_seen, f"a skewed node took the lease: {holders_seen}"
@@ -87,8 +86,7 @@ def test_skewed_node_never_leads_and_slots_stay_exact(
     for node_id, child in healthy:
         cluster.wait_heartbeat(node_id, child)
     cluster.wait_holder(among=HEALTHY)
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
 
     for _ in range(KILLS):
         killed, gap_s = cluster.kill_leader(rng)
@@ -96,16 +94,13 @@ def test_skewed_node_never_leads_and_slots_stay_exact(
         figures.gap(gap_s)
         holder = cluster.wait_holder()
         holders_seen |= {killed.node_id, holder.node_id}
-    window_last_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS, ahead_s=1)
 
     messages = fired_messages(cluster.client(), PARKED)
-    claims = cluster.claims()
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    claims = run.claims
     early = [c for c in claims if c.at_ms < (c.slot_s - MAX_OFFSET_S) * 1000]
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
+    run.record(figures)
     figures.notes["earliest_claim_ms"] = min(c.at_ms - c.slot_s * 1000 for c in claims)
     figures.notes["leaders"] = sorted(holders_seen)
     skewed_led = [
@@ -118,6 +113,6 @@ def test_skewed_node_never_leads_and_slots_stay_exact(
     assert holders_seen <= set(HEALTHY), f"leaders: {holders_seen}"
     assert not skewed_led, f"skewed nodes led: {skewed_led}"
     assert all(child.alive() for child in skewed.values())
-    assert at_broker.exact, at_broker.describe("parked queue")
+    assert run.at_broker.exact, run.at_broker.describe("parked queue")
     assert not fenced_claims(claims)
     assert not early, f"claimed more than {MAX_OFFSET_S}s before the slot: {early[:5]}"

@@ -20,9 +20,10 @@ from tests.conftest import RedisServer
 from tests.integration.harness import PARKED, catching_up, fired_messages
 
 from .nodes import ChaosCluster
-from .observe import fenced_claims, pairs_of, tally
+from .observe import fenced_claims
 from .proxy import CutMode, TcpProxy
 from .results import Figures, pick, seed
+from .window import close_window, count_window, open_window
 
 NODES = ("n1", "n2", "n3")
 JOBS = ("alpha", "beta")
@@ -31,9 +32,9 @@ PARTITIONS = pick(2, 24)
 PARTITION_S = pick((3.0, 3.0), (1.5, 8.0))  # how long a partition lasts: (least, most)
 TIMEOUT_S = pick(150, 1200)
 
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
+
 def test_partitioned_leader_is_fenced_and_rejoins(
     cluster: ChaosCluster,
     redis_server: RedisServer,
@@ -54,8 +55,7 @@ def test_partitioned_leader_is_fenced_and_rejoins(
         cluster.node_env[node_id] = {"SCHEDULER_REDIS_URL": url, "SCHEDULER_BROKER_URL": url}
     cluster.bring_up_all(*NODES)
     assert all(r.get("atomic_enqueue", True) for r in cluster.node_records().values())
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
 
     late: list[str] = []
     for index in range(PARTITIONS):
@@ -83,21 +83,17 @@ def test_partitioned_leader_is_fenced_and_rejoins(
             for c in cluster.claims()
             if c.token == leader.token and c.at_ms > lease_end_ms
         ]
-    window_last_s = math.ceil(time.time())
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS)
     # Healed: every node heartbeats through its proxy again.
     healed_at = time.time()
     for node_id in NODES:
         cluster.wait_heartbeat(node_id, cluster.nodes[node_id], after_s=healed_at)
 
     messages = fired_messages(cluster.client(), PARKED)
-    claims = cluster.claims()
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    run.record(figures)
     figures.notes["claims_after_lease_end"] = len(late)
 
     assert not late, late[:10]
-    assert not fenced_claims(claims), fenced_claims(claims)[:10]
-    assert at_broker.exact, at_broker.describe("parked queue")
+    assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
+    assert run.at_broker.exact, run.at_broker.describe("parked queue")

@@ -20,9 +20,10 @@ from scheduler.lease import LeaseHolder
 from tests.integration.harness import PARKED, Children, Fired, catching_up, fired_messages
 
 from .nodes import ChaosCluster
-from .observe import expected_pairs, fenced_claims, pairs_of, tally
+from .observe import fenced_claims, pairs_of, tally
 from .results import Figures, pick, seed
 from .servers import RedisProcess
+from .window import close_window, count_window, open_window
 
 NODES = ("n1", "n2")
 JOBS = ("alpha", "beta")
@@ -31,6 +32,8 @@ RESTARTS = pick(1, 10)
 DOWN_S = pick((2.0, 2.0), (0.5, 5.0))  # how long Redis stays down: (least, most)
 TIMEOUT_S = pick(120, 900)
 STATE_LOST = "state lost"
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
 
 def start_cluster(children: Children, redis_server: RedisProcess, tmp_path: Path) -> ChaosCluster:
@@ -63,8 +66,6 @@ def crash_and_restart(
     return up_at, old, new
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_redis_restart_with_data_loses_nothing(
     children: Children, restartable_redis: RedisProcess, tmp_path: Path, figures: Figures
 ) -> None:
@@ -72,29 +73,23 @@ def test_redis_restart_with_data_loses_nothing(
     rng = random.Random(seed(figures))
     restartable_redis.persistent = True
     cluster = start_cluster(children, restartable_redis, tmp_path)
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
     for _ in range(RESTARTS):
         crash_and_restart(cluster, restartable_redis, rng, figures)
         cluster.wait_claimed(JOBS, math.ceil(time.time()) + 1)
-    window_last_s = math.ceil(time.time())
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS)
 
     messages = fired_messages(cluster.client(), PARKED)
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    run.record(figures)
     status = cluster.status()
 
-    assert at_broker.exact, at_broker.describe("parked queue")
-    assert not fenced_claims(cluster.claims())
+    assert run.at_broker.exact, run.at_broker.describe("parked queue")
+    assert not fenced_claims(run.claims)
     assert not status.get("state_lost"), status
     assert not [c.name for c in children.started if STATE_LOST in c.log_text()]
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_redis_restart_without_data_is_bounded_and_reported(
     children: Children, restartable_redis: RedisProcess, tmp_path: Path, figures: Figures
 ) -> None:
@@ -102,8 +97,7 @@ def test_redis_restart_without_data_is_bounded_and_reported(
     rng = random.Random(seed(figures))
     restartable_redis.persistent = False
     cluster = start_cluster(children, restartable_redis, tmp_path)
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
 
     segments: list[list[Fired]] = []  # what the broker held between two restarts
     restarted_at: list[float] = []
@@ -118,8 +112,7 @@ def test_redis_restart_without_data_is_bounded_and_reported(
         assert new.token > old.token, f"token went from {old.token} to {new.token}"
         restarted_at.append(up_at)
         cluster.wait_claimed(JOBS, math.ceil(time.time()) + 1)
-    window_last_s = math.ceil(time.time())
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS)
     segments.append(fired_messages(cluster.client(), PARKED))
     status = cluster.status()
 
@@ -143,9 +136,7 @@ def test_redis_restart_without_data_is_bounded_and_reported(
                     problems.append(f"{job}: first slot {slots[0]} long after restart {up_at:.3f}")
     seen = [pair for segment in segments for pair in pairs_of(segment)]
     overall = tally(seen, JOBS, window_first_s, window_last_s)
-    figures.slots_expected = len(expected_pairs(JOBS, window_first_s, window_last_s))
-    figures.missing = len(overall.missing)  # lost with the data: reported, bounded, by design
-    figures.repeated = overall.repeats
+    figures.count_at_broker(overall)  # its missing were lost with the data: reported, bounded
     figures.notes["missing_means"] = "lost with the data, by design"
     figures.notes["state_lost"] = status.get("state_lost")
     reporters = [c.name for c in children.started if STATE_LOST in c.log_text()]

@@ -20,18 +20,19 @@ import pytest
 from tests.integration.harness import PARKED, Children, catching_up, fired_messages
 
 from .nodes import ChaosCluster
-from .observe import fenced_claims, pairs_of, tally
+from .observe import fenced_claims
 from .results import Figures, pick, seed
 from .servers import SentinelGroup
+from .window import close_window, count_window, open_window
 
 NODES = ("n1", "n2")
 JOBS = ("alpha", "beta")
 FAILOVERS = pick(1, 12)
 TIMEOUT_S = pick(150, 900)
 
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
+
 def test_scheduler_carries_on_through_sentinel_promotion(
     children: Children, sentinel_group: SentinelGroup, tmp_path: Path, figures: Figures
 ) -> None:
@@ -45,8 +46,7 @@ def test_scheduler_carries_on_through_sentinel_promotion(
     )
     cluster.configure(namespace="chaos-sentinel", lease_ttl="1s", jobs=catching_up(*JOBS))
     cluster.bring_up_all(*NODES)
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
 
     tokens = [cluster.wait_holder().token]
     promotion_s: list[float] = []
@@ -69,19 +69,15 @@ def test_scheduler_carries_on_through_sentinel_promotion(
         assert after.token >= before.token
         if failover + 1 < FAILOVERS:
             sentinel_group.rejoin(master)
-    window_last_s = math.ceil(time.time())
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS)
 
     messages = fired_messages(cluster.client(), PARKED)
-    claims = cluster.claims()
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    run.record(figures)
     figures.notes["promotion_s"] = promotion_s
 
     assert cluster.incarnations == dict.fromkeys(NODES, 1), "a node was restarted"
     assert all(cluster.nodes[n].alive() for n in NODES), children.log_tails()
     assert tokens == sorted(tokens), f"fencing tokens went backwards: {tokens}"
-    assert not fenced_claims(claims), fenced_claims(claims)[:10]
-    assert at_broker.exact, at_broker.describe("parked queue on the new master")
+    assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
+    assert run.at_broker.exact, run.at_broker.describe("parked queue on the new master")

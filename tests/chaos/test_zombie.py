@@ -23,19 +23,19 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.integration.harness import PARKED, Child, catching_up, every_second, fired_messages
+from tests.integration.harness import PARKED, Child, catching_up, fired_messages
 
 from .nodes import ChaosCluster
 from .observe import (
-    AmqpQueueReader,
-    delete_amqp_queues,
     fenced_claims,
     first_seen_out_of_order,
+    owned_amqp_queues,
     pairs_of,
     tally,
     wrong_task_ids,
 )
 from .results import Figures, pick, seed
+from .window import close_window, count_window, open_window
 
 # Clocks within the 1 s limit, the first node ahead of the others: when it is the zombie, it
 # wakes believing a slot is due that its successor has not claimed yet, so only the fencing
@@ -51,6 +51,8 @@ FENCE_REFUSED = "claim refused by the fencing check"
 LEASE_TTL_S = 1.0
 STOPS = pick(2, 30)
 TIMEOUT_S = pick(120, 1200)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
 
 def bring_up(cluster: ChaosCluster, worker: Child | None = None) -> None:
@@ -101,8 +103,6 @@ def stop_leaders(
     return late
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_woken_zombie_claims_nothing_after_its_lease(
     cluster: ChaosCluster, figures: Figures
 ) -> None:
@@ -111,45 +111,33 @@ def test_woken_zombie_claims_nothing_after_its_lease(
     cluster.configure(
         namespace="chaos-zombie",
         lease_ttl=f"{int(LEASE_TTL_S * 1000)}ms",
-        jobs={
-            **catching_up(*JOBS),
-            **{
-                job: every_second(queue=BULK_QUEUE, catchup="all", misfire_grace="1m")
-                for job in BULK
-            },
-        },
+        jobs={**catching_up(*JOBS), **catching_up(*BULK, queue=BULK_QUEUE)},
     )
     bring_up(cluster)
-    window_first_s = math.ceil(time.time()) + 1
-    cluster.wait_claimed(JOBS, window_first_s + 1)
+    window_first_s = open_window(cluster, JOBS)
 
     late = stop_leaders(cluster, figures, rng, JOBS)
-    window_last_s = math.ceil(time.time())
-    cluster.wait_claimed(JOBS, window_last_s + 2)
+    window_last_s = close_window(cluster, JOBS)
 
     cluster.wait_enqueued(BULK_QUEUE, BULK, window_last_s)
 
     messages = fired_messages(cluster.client(), PARKED)
     bulk_messages = fired_messages(cluster.client(), BULK_QUEUE)
-    claims = cluster.claims()  # capped stream: the bulk jobs' older claims are trimmed
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
+    # The claims come from a capped stream: the bulk jobs' older claims are trimmed.
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
     bulk = tally(pairs_of(bulk_messages), BULK, window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected + bulk.expected
-    figures.missing = len(at_broker.missing) + len(bulk.missing)
-    figures.repeated = at_broker.repeats + bulk.repeats
+    run.record(figures, bulk)
     figures.notes["claims_after_lease_end"] = len(late)
     figures.notes["fence_refusals_logged"] = sum(
         child.log_text().count(FENCE_REFUSED) for child in cluster.children.started
     )
 
     assert not late, late[:10]
-    assert not fenced_claims(claims), fenced_claims(claims)[:10]
-    assert at_broker.exact, at_broker.describe("parked queue")
+    assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
+    assert run.at_broker.exact, run.at_broker.describe("parked queue")
     assert bulk.exact, bulk.describe("bulk queue")
 
 
-@pytest.mark.integration
-@pytest.mark.timeout(TIMEOUT_S)
 def test_woken_zombie_with_outbox_repeats_only_same_ids(
     cluster: ChaosCluster, figures: Figures, rabbitmq_url: str, queue_prefix: str
 ) -> None:
@@ -163,50 +151,34 @@ def test_woken_zombie_with_outbox_repeats_only_same_ids(
         namespace="chaos-zombie-amqp",
         lease_ttl=f"{int(LEASE_TTL_S * 1000)}ms",
         jobs={
-            **{
-                job: every_second(queue=parked_queue, catchup="all", misfire_grace="1m")
-                for job in JOBS
-            },
-            WORKED_JOB: every_second(queue=worked_queue, catchup="all", misfire_grace="1m"),
+            **catching_up(*JOBS, queue=parked_queue),
+            **catching_up(WORKED_JOB, queue=worked_queue),
         },
         extra_settings={"broker_url": rabbitmq_url},
     )
     all_jobs = (*JOBS, WORKED_JOB)
-    parked = AmqpQueueReader(rabbitmq_url, parked_queue)
-    try:
-        parked.declare()
+    with owned_amqp_queues(
+        rabbitmq_url, parked_queue, worked_queue, children=cluster.children
+    ) as parked:
         worker = cluster.start_worker(worked_queue)
         bring_up(cluster, worker)
-        window_first_s = math.ceil(time.time()) + 1
-        cluster.wait_claimed(all_jobs, window_first_s + 1)
+        window_first_s = open_window(cluster, all_jobs)
         late = stop_leaders(cluster, figures, rng, all_jobs)
         window_last_s = math.ceil(time.time())
         cluster.wait_for_parked(parked, JOBS, window_last_s + 2)
         cluster.wait_executed([WORKED_JOB], window_last_s + 2)
-    finally:
-        cluster.children.kill_all()  # nothing may declare the queues again after we delete them
-        parked.poll()
-        parked.close_and_delete()
-        delete_amqp_queues(rabbitmq_url, [worked_queue])
 
-    messages = parked.messages
-    claims = cluster.claims()
-    at_broker = tally(pairs_of(messages), JOBS, window_first_s, window_last_s)
-    claimed = tally(pairs_of(claims), all_jobs, window_first_s, window_last_s)
-    executed = tally(pairs_of(cluster.executions()), [WORKED_JOB], window_first_s, window_last_s)
-    figures.slots_expected = at_broker.expected
-    figures.missing = len(at_broker.missing)
-    figures.repeated = at_broker.repeats
-    figures.executed_expected = executed.expected
-    figures.executed_missing = len(executed.missing)
-    figures.executed_twice = executed.repeats
+    run = count_window(
+        cluster, parked.messages, JOBS, window_first_s, window_last_s, worked_job=WORKED_JOB
+    )
+    run.record(figures)
     figures.notes["claims_after_lease_end"] = len(late)
 
     assert not late, late[:10]
-    assert not fenced_claims(claims), fenced_claims(claims)[:10]
-    assert claimed.exact, claimed.describe("claims")
-    assert at_broker.complete, at_broker.describe("parked queue")
-    assert not wrong_task_ids(messages, cluster.namespace)
-    assert not first_seen_out_of_order(messages, JOBS)
-    assert executed.complete, executed.describe("executions")
-    assert executed.repeats == 0, executed.describe("executions")
+    assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
+    assert run.claimed.exact, run.claimed.describe("claims")
+    assert run.at_broker.complete, run.at_broker.describe("parked queue")
+    assert not wrong_task_ids(run.messages, cluster.namespace)
+    assert not first_seen_out_of_order(run.messages, JOBS)
+    assert run.executed.complete, run.executed.describe("executions")
+    assert run.executed.repeats == 0, run.executed.describe("executions")

@@ -111,9 +111,15 @@ def every_second(
     return {"task": task, "every": "1s", "queue": queue, **extra}
 
 
-def catching_up(*names: str) -> dict[str, dict[str, object]]:
-    """Jobs firing every second onto the parked queue; a new leader fires what fell in a gap."""
-    return {name: every_second(catchup="all", misfire_grace="1m") for name in names}
+def catching_up(
+    *names: str, queue: str = PARKED, misfire_grace: str = "1m"
+) -> dict[str, dict[str, object]]:
+    """Jobs firing every second onto `queue`; a new leader fires what fell in a gap (up to
+    `misfire_grace` old)."""
+    return {
+        name: every_second(queue=queue, catchup="all", misfire_grace=misfire_grace)
+        for name in names
+    }
 
 
 # --- child processes ----------------------------------------------------------------------
@@ -241,6 +247,7 @@ class Cluster:
     config_path: Path
     redis_url: str  # the state Redis; the broker too unless `extra_settings` names another
     nodes: dict[str, Child] = field(default_factory=dict)
+    namespace: str = "it"  # as `configure` last wrote it
 
     @property
     def env(self) -> dict[str, str]:
@@ -259,6 +266,7 @@ class Cluster:
         extra_settings: Mapping[str, object] | None = None,
     ) -> Path:
         """(Re)write the config file that every node, worker and CLI run of ours reads."""
+        self.namespace = namespace
         return write_config(
             self.config_path,
             redis_url=self.redis_url,
@@ -277,23 +285,54 @@ class Cluster:
             self.wait_worker_ready(worker)
         return self.wait_for_leader()
 
-    def start_node(self, node_id: str) -> Child:
+    def start_node(
+        self,
+        node_id: str,
+        *,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        log_name: str | None = None,
+    ) -> Child:
+        """Start `scheduler run` as `node_id`, with extra `args` and `env` over our own; its log
+        is `<log_name>.log` (default: node-<node_id>)."""
         command = [
             sys.executable, "-m", "scheduler", "run",
-            "--config", str(self.config_path), "--node-id", node_id,
+            "--config", str(self.config_path), "--node-id", node_id, *args,
         ]  # fmt: skip
-        child = self.children.start(f"node-{node_id}", command, self.env)
+        child = self.children.start(
+            log_name or f"node-{node_id}", command, {**self.env, **(env or {})}
+        )
         self.nodes[node_id] = child
         return child
 
-    def start_worker(self, queue: str, name: str = "worker") -> Child:
+    def start_worker(
+        self, queue: str, name: str = "worker", *, env: Mapping[str, str] | None = None
+    ) -> Child:
+        """Start a Celery worker on `queue`, with `env` over our own."""
         command = [
             sys.executable, "-m", "celery", "-A", "jobs", "worker",
             "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
             # A node name of its own: workers of other test runs share RabbitMQ's pidbox queues.
             "-Q", queue, "-n", f"{name}.{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO",
         ]  # fmt: skip
-        return self.children.start(name, command, self.env)
+        return self.children.start(name, command, {**self.env, **(env or {})})
+
+    def wait_until(
+        self,
+        condition: Callable[[], T | None],
+        *,
+        timeout_s: float,
+        what: str,
+        interval_s: float = 0.1,
+    ) -> T:
+        """`wait_until`, with every child's log tail in the error if it times out."""
+        return wait_until(
+            condition,
+            timeout_s=timeout_s,
+            what=what,
+            interval_s=interval_s,
+            on_timeout=self.children.log_tails,
+        )
 
     def wait_worker_ready(self, worker: Child, timeout_s: float = 60.0) -> None:
         def ready() -> bool:
@@ -348,13 +387,7 @@ class Cluster:
                 return None
             return Leader(current["leader"], int(current["fencing_token"]))
 
-        return wait_until(
-            leader,
-            timeout_s=timeout_s,
-            what="a leader",
-            interval_s=0.2,
-            on_timeout=self.children.log_tails,
-        )
+        return self.wait_until(leader, timeout_s=timeout_s, what="a leader", interval_s=0.2)
 
     def signal_leader(self, leader: Leader, signum: int) -> Child:
         """Send `signum` to the leader's process; that process."""
@@ -373,12 +406,11 @@ class Cluster:
             current = self.status()
             return current if {n["node_id"] for n in current["nodes"]} == set(node_ids) else None
 
-        return wait_until(
+        return self.wait_until(
             recorded,
             timeout_s=timeout_s,
             what=f"records of {', '.join(node_ids)} in `status`",
             interval_s=0.2,
-            on_timeout=self.children.log_tails,
         )
 
 
@@ -444,13 +476,8 @@ class Fired:
         return math.floor(datetime.fromisoformat(self.slot).timestamp())
 
 
-def parse_message(raw: bytes) -> Fired:
-    message = json.loads(raw)
-    headers = message["headers"]
-    body = message["body"]
-    if message.get("properties", {}).get("body_encoding") == "base64":
-        body = base64.b64decode(body)
-    args, kwargs, _embed = json.loads(body)
+def fired_from(headers: Mapping[str, Any], args: list[Any], kwargs: dict[str, Any]) -> Fired:
+    """One fire, from a Celery message's headers and decoded body (any broker)."""
     return Fired(
         job=headers["scheduler_job"],
         slot=headers["scheduler_slot"],
@@ -460,6 +487,15 @@ def parse_message(raw: bytes) -> Fired:
         args=args,
         kwargs=kwargs,
     )
+
+
+def parse_message(raw: bytes) -> Fired:
+    message = json.loads(raw)
+    body = message["body"]
+    if message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args, kwargs, _embed = json.loads(body)
+    return fired_from(message["headers"], args, kwargs)
 
 
 def fired_messages(client: redis.Redis, queue: str) -> list[Fired]:
