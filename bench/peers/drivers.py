@@ -93,7 +93,7 @@ def versions() -> dict[str, str]:
     code = (
         "import importlib.metadata as m, json; "
         "print(json.dumps({n: m.version(n) for n in "
-        "('celery', 'kombu', 'redis', 'celery-redbeat', 'matplotlib')}))"
+        "('celery', 'kombu', 'redis', 'hiredis', 'celery-redbeat', 'matplotlib')}))"
     )
     done = subprocess.run(
         [str(PYTHON), "-c", code], capture_output=True, text=True, check=True, timeout=60
