@@ -172,6 +172,8 @@ def summarise(raw: Path, top: int = 15) -> tuple[dict[str, float], dict[str, flo
         frames = stack.split(";")
         if frames and frames[0].startswith("thread"):
             frames = frames[1:]
+        if not frames:  # a thread sampled with no Python frame on its stack
+            continue
         total += count
         own[_short(frames[-1])] += count
         for frame in {_short(f) for f in frames}:
