@@ -15,14 +15,13 @@ from .nodes import ChaosCluster
 from .observe import (
     amqp_queue_exists,
     fenced_claims,
-    first_seen_out_of_order,
     owned_amqp_queues,
     pairs_of,
     tally,
     wrong_task_ids,
 )
 from .results import Figures, pick, seed
-from .window import close_window, count_window, open_window
+from .window import assert_outbox_promise, close_window, count_window, open_window
 
 NODES = ("n1", "n2", "n3")
 PARKED_JOBS = ("alpha", "beta")  # their messages stay on a queue nobody consumes: we count them
@@ -104,10 +103,5 @@ def test_killed_leaders_rabbitmq_outbox_loses_nothing(
     )
     run.record(figures)
 
-    assert run.claimed.exact, run.claimed.describe("claims")  # the claim itself is fencing-checked
-    assert run.at_broker.complete, run.at_broker.describe("parked queue")
-    assert not wrong_task_ids(run.messages, cluster.namespace)  # so a repeat has the same id
-    assert not first_seen_out_of_order(run.messages, PARKED_JOBS)
-    assert run.executed.complete, run.executed.describe("executions")
-    assert run.executed.repeats == 0, run.executed.describe("executions")
+    assert_outbox_promise(run, cluster.namespace, PARKED_JOBS)
     assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from tests.integration.harness import Fired
 
 from .nodes import ChaosCluster
-from .observe import Claim, Tally, pairs_of, tally
+from .observe import (
+    Claim,
+    Tally,
+    first_seen_out_of_order,
+    pairs_of,
+    tally,
+    wrong_task_ids,
+)
 from .results import Figures
 
 
@@ -72,3 +79,15 @@ def count_window(
         executed=tally(pairs_of(executions), worked_jobs, first_s, last_s),
         worked_job=worked_job,
     )
+
+
+def assert_outbox_promise(run: Counted, namespace: str, parked_jobs: Sequence[str]) -> None:
+    """What a broker other than the state's Redis is promised (docs/guarantees.md): each slot
+    claimed exactly once, each at the broker at least once (a repeat keeps its task id), in
+    slot order per job, and the worked job run exactly once by the worker's run-once hook."""
+    assert run.claimed.exact, run.claimed.describe("claims")  # the claim is fencing-checked
+    assert run.at_broker.complete, run.at_broker.describe("parked queue")
+    assert not wrong_task_ids(run.messages, namespace)  # so a repeat has the same id
+    assert not first_seen_out_of_order(run.messages, parked_jobs)
+    assert run.executed.complete, run.executed.describe("executions")
+    assert run.executed.repeats == 0, run.executed.describe("executions")
