@@ -30,7 +30,8 @@ def free_port() -> int:
 
 
 def missing_server(what: str) -> NoReturn:
-    """Skip locally when a server binary is absent, but fail in CI where it must be present."""
+    """Skip locally when a server or tool is absent, saying which; fail in CI (.ci/run sets
+    CI=1), where a skip would hide it."""
     if os.environ.get("CI"):
         pytest.fail(f"{what} is required in CI")
     pytest.skip(f"{what} is not available")

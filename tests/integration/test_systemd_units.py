@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import missing_server
+
 UNIT_DIR = Path(__file__).resolve().parents[2] / "systemd"
 INSTALL_PREFIX = "/opt/scheduler/bin/"
 
@@ -97,7 +99,7 @@ def test_units_are_hardened(name: str) -> None:
 def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+        missing_server("systemd-analyze")
     # verify insists that ExecStart binaries exist: point them at stand-ins in tmp_path.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
