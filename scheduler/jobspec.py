@@ -22,6 +22,14 @@ from scheduler.errors import InvalidSchedule
 from scheduler.triggers import AtTrigger, CronTrigger, EveryTrigger, Trigger, compile_cron
 
 JOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def name_in_json(name: str) -> str:
+    """`name` as it reads inside a JSON string (json.dumps without the quotes); a valid job
+    name needs no escape, so the common case costs no encoder."""
+    return name if JOB_NAME.fullmatch(name) else json.dumps(name)[1:-1]
+
+
 Catchup = Literal["all", "latest", "none"]
 ScheduleKind = Literal["cron", "every", "at"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -25,7 +25,7 @@ from kombu.serialization import dumps
 
 from scheduler.clock import utc
 from scheduler.connections import kombu_broker
-from scheduler.jobspec import JOB_NAME, JobSpec
+from scheduler.jobspec import JobSpec, name_in_json
 from scheduler.triggers import AtTrigger
 
 HEADER_JOB = "scheduler_job"
@@ -182,7 +182,7 @@ class MessageFactory:
             _SLOT: slot,
             _TOKEN: str(token),
             _TAG: self._delivery_tag(),
-            _JOB: job.name if JOB_NAME.fullmatch(job.name) else json.dumps(job.name)[1:-1],
+            _JOB: name_in_json(job.name),
         }
         return RedisPush(template.key, template.render(fire).encode())
 

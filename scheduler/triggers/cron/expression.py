@@ -100,7 +100,8 @@ def resolve_text(text: str, job_name: str) -> str:
 
 
 def parse_cron(text: str) -> CronExpression:
-    """Compile cron text whose ``H`` items are already resolved (``resolve_text``); uncached."""
+    """Compile cron text whose ``H`` items are already resolved (``resolve_text``). The
+    expression is not cached here (``compile_cron`` shares it); its fields are."""
     fields = split_fields(text)
     second_text = fields[0] if len(fields) == 6 else "0"
     minute_text, hour_text, dom_text, month_text, dow_text = fields[-5:]
