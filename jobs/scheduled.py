@@ -16,11 +16,9 @@ import redis
 from jobs.settings import WorkerSettings
 from scheduler.connections import Timeouts, redis_client
 from scheduler.store.outcomes import record_outcome
+from scheduler.wire import HEADER_JOB, HEADER_SLOT
 
 log = logging.getLogger(__name__)
-
-JOB_HEADER = "scheduler_job"
-SLOT_HEADER = "scheduler_slot"
 
 # A task must not wait long on a slow Redis just to claim or report itself.
 REDIS_TIMEOUTS = Timeouts(connect_s=1.0, read_s=1.0)
@@ -41,8 +39,8 @@ def scheduled_run(request: Any) -> ScheduledRun | None:
     Celery 5 copies a message's custom headers onto the request as attributes and keeps them in
     ``request.headers`` too; read both, so a change on either side does not silently disable us.
     """
-    job = _header(request, JOB_HEADER)
-    slot = _header(request, SLOT_HEADER)
+    job = _header(request, HEADER_JOB)
+    slot = _header(request, HEADER_SLOT)
     task_id = getattr(request, "id", None)
     if job is None or slot is None or not isinstance(task_id, str):
         return None

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from scheduler.engine import Due
 from scheduler.jobspec import JobSpec
-from scheduler.messages import MessageFactory, slot_text
-from scheduler.store.state import CLAIM_CHUNK, ClaimStatus, FireClaim, MissedRange, StateStore
+from scheduler.messages import MessageFactory
+from scheduler.records import ClaimStatus, FireClaim, MissedRange
+from scheduler.store.state import CLAIM_CHUNK, StateStore
+from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
 

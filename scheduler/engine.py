@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from scheduler.jobspec import JobSpec
 from scheduler.policy import Decision, NextSlot, decide, slots_of
-from scheduler.store.state import MissedRange
+from scheduler.records import MissedRange
 from scheduler.triggers import Trigger
 
 

@@ -29,10 +29,10 @@ import redis
 from scheduler.clock import utc
 from scheduler.config import load_config
 from scheduler.lease import read_holder
-from scheduler.messages import slot_text
 from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
 from scheduler.views import status_record, table
+from scheduler.wire import slot_text
 
 WORKER_LINES = ("succeeded in", "raised", "Retry in", "ready.")
 NODE_LINES = ("leading with", "no longer leading", "lease", "missed", "ERROR", "stopped")

@@ -25,11 +25,13 @@ from scheduler.engine import Due, Engine
 from scheduler.errors import ConfigError, LeaseLost
 from scheduler.heartbeat import Heartbeat
 from scheduler.lease import Lease
-from scheduler.messages import MessageFactory, slot_text
+from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
+from scheduler.records import AdoptFlag
 from scheduler.sdnotify import notify
 from scheduler.store.keys import Keys
-from scheduler.store.state import AdoptFlag, StateStore
+from scheduler.store.state import StateStore
+from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
 

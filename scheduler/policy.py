@@ -15,7 +15,7 @@ from datetime import datetime
 
 from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
-from scheduler.store.state import MissedRange
+from scheduler.records import MissedRange
 from scheduler.triggers import EveryTrigger, Trigger, count_slots, iter_slots
 
 # A slot enqueued this late still counts as on time: a leader's normal lateness is milliseconds.

@@ -19,8 +19,9 @@ from kombu import Connection, Producer
 from scheduler.errors import LeaseLost, PublishFailed
 from scheduler.jobspec import JobSpec
 from scheduler.lease import Lease
-from scheduler.messages import MessageFactory, slot_text
+from scheduler.messages import MessageFactory
 from scheduler.store.state import OutboxEntry, StateStore
+from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from scheduler.clock import utc
 from scheduler.config import Config
 from scheduler.jobspec import JobSpec
 from scheduler.lease import LeaseHolder
-from scheduler.messages import slot_text
+from scheduler.wire import slot_text
 
 # A node whose heartbeat is older than this is not "seen recently".
 RECENT_S = 10.0

@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from scheduler.errors import LeaseLost
+from scheduler.records import FireClaim, MissedRange
 from scheduler.store.keys import Keys
 from scheduler.store.scripts import register
 
@@ -18,41 +19,6 @@ from scheduler.store.scripts import register
 CLAIM_CHUNK = 1000
 ADOPT_CHUNK = 5000
 STREAM_CAP = 10_000
-
-
-class ClaimStatus:
-    TAKEN_BY_OTHER = 0
-    CLAIMED = 1
-    PAUSED = 2
-    ALREADY_OURS = 3
-    OUTBOX_FULL = 4
-
-
-class AdoptFlag:
-    EXISTING = 0
-    STARTED_NOW = 1
-    RESET_UNREADABLE = 2
-
-
-@dataclass(frozen=True, slots=True)
-class FireClaim:
-    """One slot to claim; `queue_key`/`payload` set when the claim also enqueues it."""
-
-    job: str
-    slot_s: int
-    queue_key: str = ""
-    payload: bytes = b""
-
-
-@dataclass(frozen=True, slots=True)
-class MissedRange:
-    """Slots of one job that were not fired: a range, never one record per slot."""
-
-    job: str
-    first_s: int
-    last_s: int
-    count: int
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

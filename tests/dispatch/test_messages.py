@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from scheduler.jobspec import JobSpec
-from scheduler.messages import MessageFactory, task_id
+from scheduler.messages import MessageFactory
 from scheduler.triggers import EveryTrigger
+from scheduler.wire import task_id
 from tests.conftest import RedisServer
 
 SLOT = 1_800_000_000  # 2027-01-15T08:00:00Z

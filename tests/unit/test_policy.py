@@ -7,7 +7,7 @@ import pytest
 
 from scheduler.jobspec import JobSpec
 from scheduler.policy import decide
-from scheduler.store.state import MissedRange
+from scheduler.records import MissedRange
 from scheduler.triggers import AtTrigger, EveryTrigger
 
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z, a multiple of 10

@@ -17,10 +17,11 @@ import pytest
 from kombu import Connection
 
 from scheduler.config import load_config
-from scheduler.messages import MessageFactory, slot_text, task_id
+from scheduler.messages import MessageFactory
 from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
 from scheduler.store.runs import Execution, RunClaims
+from scheduler.wire import slot_text, task_id
 from tests.integration.harness import Child, Cluster, celery_result, wait_until
 from tests.integration.test_rabbitmq import delete_queues, queue_exists
 

@@ -1,0 +1,40 @@
+"""The wire identity of a fire: its headers, its slot text and its deterministic task id.
+
+Both sides use it: the scheduler writes these into every message, the worker hooks in
+`jobs/` read them back. Pure: no Celery, no Redis.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from functools import lru_cache
+from hashlib import sha1
+
+HEADER_JOB = "scheduler_job"
+HEADER_SLOT = "scheduler_slot"
+HEADER_TOKEN = "scheduler_token"  # noqa: S105 (a fencing token, not a secret)
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+@lru_cache(maxsize=256)
+def slot_text(slot_s: int) -> str:
+    """A slot as the headers and task ids write it: ISO 8601 UTC, whole seconds, "Z"."""
+    return datetime.fromtimestamp(slot_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def task_id(namespace: str, job: str, slot_s: int) -> str:
+    """Deterministic: sending the same fire again produces the same id."""
+    return task_id_of_text(namespace, job, slot_text(slot_s))
+
+
+def task_id_of_text(namespace: str, job: str, slot: str) -> str:
+    """uuid5(NAMESPACE_URL, "scheduler://<namespace>/<job>/<slot>"), written out: a burst
+    computes thousands, and this is 4x faster than uuid.uuid5."""
+    name = f"scheduler://{namespace}/{job}/{slot}".encode()
+    digest = bytearray(sha1(_URL_NAMESPACE + name).digest())  # noqa: S324 (RFC 4122 uses SHA-1)
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
