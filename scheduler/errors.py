@@ -35,11 +35,14 @@ class UnknownJob(SchedulerError, LookupError):
 
 
 class StoreUnavailable(SchedulerError):
-    """Raised when Redis cannot be reached or answers with an error."""
+    """Raised when Redis cannot be reached, times out, or is not ready to serve (loading, a
+    read-only replica, out of memory): transient, so the caller may try again."""
 
 
 class StateCorrupt(SchedulerError):
-    """Raised when a value read from Redis is not what this package wrote there."""
+    """Raised when a value in Redis is not what this package wrote there (a wrong type, an
+    unreadable value): deterministic, so the same call would fail again. Never retried
+    blindly: the job or key is set aside and named."""
 
 
 class LeaseLost(SchedulerError):
