@@ -2,7 +2,8 @@
 
 Same Redis server for state and broker: the claim script also runs kombu's LPUSH, so claim and
 enqueue are one atomic step and a slot is enqueued exactly once. Any other broker: the claim
-script appends the slot to a durable outbox, which the publisher (publisher.py) sends.
+script appends the slot's message to a durable outbox, which the publisher (publisher.py)
+sends.
 
 Claims go in chunks, each one short script on the server, so a planned stop can hand back
 the rest of a long burst and the lease renewal never waits behind it.
@@ -13,13 +14,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scheduler.engine import Due
+from scheduler.errors import ClockSkew
 from scheduler.jobspec import JobSpec
 from scheduler.messages import MessageFactory
-from scheduler.records import ClaimStatus, FireClaim, MissedRange
-from scheduler.store.state import CLAIM_CHUNK, StateStore
+from scheduler.records import ClaimStatus, Corruption, FireClaim, MissedRange
+from scheduler.store.claims import CLAIM_CHUNK, Claims
+from scheduler.store.failures import redis_errors
 from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
@@ -30,7 +33,7 @@ REPLICA_WAIT_MS = 100
 
 @dataclass(slots=True)
 class Sent:
-    """Counts of one dispatch, by what the claims said."""
+    """Counts of one dispatch, by what the claims said, and what the engine must re-read."""
 
     fired: int = 0
     paused: int = 0
@@ -38,18 +41,23 @@ class Sent:
     outbox_full: int = 0
     handed_back: int = 0
     missed_ranges: int = 0
+    # Jobs with slots that were not claimed (handed back): their watermarks in Redis are
+    # older than the engine's, so the engine must take them from Redis again.
+    unclaimed: set[str] = field(default_factory=set)
+    # Jobs whose claims found a value in Redis that is not ours: one entry each.
+    corrupt: list[Corruption] = field(default_factory=list)
 
 
 class Dispatcher:
     def __init__(
         self,
-        store: StateStore,
+        claims: Claims,
         factory: MessageFactory,
         atomic: bool,
         outbox_cap: int,
         wait_for_replica: bool = False,
     ) -> None:
-        self.store = store
+        self.claims = claims
         self.factory = factory
         self.atomic = atomic
         self.outbox_cap = 0 if atomic else outbox_cap
@@ -69,24 +77,40 @@ class Dispatcher:
     ) -> Sent:
         """Claim `due` chunk by chunk while `keep_going()`; the rest is handed back unclaimed.
 
-        Raises LeaseLost (nothing of the refused chunk written) or a Redis error; sending the
-        same `due` again is safe: claims already made answer "already ours".
+        Raises LeaseLost (nothing of the refused chunk written), ClockSkew (a slot was later
+        than Redis TIME allows: nothing of it written), StoreUnavailable or StateCorrupt (a
+        shared key); sending the same `due` again is safe: claims already made answer "already
+        ours". A job whose own values are wrong comes back in `Sent.corrupt`, unclaimed.
         """
         sent = Sent(missed_ranges=len(due.missed))
         missed: Sequence[MissedRange] = due.missed
         for start in range(0, max(len(due.fires), 1), CLAIM_CHUNK):
             chunk = due.fires[start : start + CLAIM_CHUNK]
             if start and not keep_going():
-                sent.handed_back = len(due.fires) - start
+                rest = due.fires[start:]
+                sent.handed_back = len(rest)
+                sent.unclaimed.update(job.name for job, _ in rest)
                 log.info("handing back %d unclaimed slot(s) of this burst", sent.handed_back)
                 break
-            statuses = self.store.claim(
+            reply = self.claims.claim(
                 lease_value, token, self._claims(chunk, token), missed, self.outbox_cap
             )
             missed = ()
             if self.wait_for_replica:
                 self._wait_for_replica()
+            statuses = reply.statuses
             self._count(sent, chunk, statuses, token)
+            sent.corrupt.extend(reply.corrupt)
+            if ClaimStatus.FUTURE in statuses:
+                later = [
+                    fire
+                    for fire, status in zip(chunk, statuses, strict=True)
+                    if status == ClaimStatus.FUTURE
+                ]
+                raise ClockSkew(
+                    f"{len(later)} slot(s) refused as later than Redis TIME allows, first "
+                    f"{later[0][0].name} at {slot_text(later[0][1])}: this node's clock is ahead"
+                )
             refused = [
                 fire
                 for fire, status in zip(chunk, statuses, strict=True)
@@ -106,7 +130,8 @@ class Dispatcher:
         return sent
 
     def _wait_for_replica(self) -> None:
-        acked = int(self.store.client.wait(1, REPLICA_WAIT_MS))
+        with redis_errors("waiting for a replica"):
+            acked = int(self.claims.client.wait(1, REPLICA_WAIT_MS))
         if acked >= 1:
             if self._unreplicated_since is not None:
                 log.info("a replica acknowledges claims again")
@@ -121,34 +146,29 @@ class Dispatcher:
 
     def prepare(self, fires: Sequence[tuple[JobSpec, int]], token: int) -> None:
         """Build the claims (messages included) of fires expected soon, before their slot."""
-        if not self.atomic:
-            return
         prepared = {}
         for job, slot_s in fires:
-            push = self.factory.redis_push(job, slot_s, token)
-            prepared[(job.name, slot_s)] = (
-                job,
-                token,
-                FireClaim(job.name, slot_s, push.key, push.payload),
-            )
+            prepared[(job.name, slot_s)] = (job, token, self._fire_claim(job, slot_s, token))
         self._prepared = prepared
 
     def _claims(self, chunk: Sequence[tuple[JobSpec, int]], token: int) -> list[FireClaim]:
-        if not self.atomic:
-            return [FireClaim(job.name, slot_s) for job, slot_s in chunk]
         claims = []
         for job, slot_s in chunk:
             ready = self._prepared.pop((job.name, slot_s), None)
             if ready is not None and ready[0] is job and ready[1] == token:
                 claims.append(ready[2])
                 continue
-            push = self.factory.redis_push(job, slot_s, token)
-            claims.append(FireClaim(job.name, slot_s, push.key, push.payload))
+            claims.append(self._fire_claim(job, slot_s, token))
         return claims
+
+    def _fire_claim(self, job: JobSpec, slot_s: int, token: int) -> FireClaim:
+        """The message goes to its queue in the claim (same Redis) or into the outbox."""
+        push = self.factory.redis_push(job, slot_s, token)
+        return FireClaim(job.name, slot_s, push.key if self.atomic else "", push.payload)
 
     @staticmethod
     def _count(
-        sent: Sent, chunk: Sequence[tuple[JobSpec, int]], statuses: list[int], token: int
+        sent: Sent, chunk: Sequence[tuple[JobSpec, int]], statuses: list[ClaimStatus], token: int
     ) -> None:
         sent.fired += statuses.count(ClaimStatus.CLAIMED)
         sent.paused += statuses.count(ClaimStatus.PAUSED)
@@ -170,7 +190,7 @@ class Dispatcher:
             MissedRange(name, min(slots), max(slots), len(slots), "outbox_full")
             for name, slots in by_job.items()
         ]
-        self.store.claim(lease_value, token, [], ranges, self.outbox_cap)
+        self.claims.claim(lease_value, token, [], ranges, self.outbox_cap)
         log.error(
             "OUTBOX FULL (%d entries): the broker is not taking messages; %d slot(s) of %d "
             "job(s) recorded as missed instead of claimed",

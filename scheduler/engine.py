@@ -52,6 +52,27 @@ class Engine:
         self.jobs = dict(jobs)
         self.load({**kept, **new_watermarks})
 
+    def reset(self, watermarks: Mapping[str, int]) -> None:
+        """Take these jobs' watermarks as they are in Redis again (after slots of theirs were
+        handed back or refused), so their next slots are decided afresh. O(N) in all jobs:
+        for the rare cases, not for every tick."""
+        names = {name for name in watermarks if name in self.jobs}
+        self._heap = [entry for entry in self._heap if entry[1] not in names]
+        shared: dict[tuple[Trigger, int], int | None] = {}
+        for name in names:
+            mark = self.watermarks[name] = watermarks[name]
+            slot = _shared_steps(self.jobs[name].trigger, shared)(mark)
+            if slot is not None:
+                self._heap.append((slot, name))
+        heapq.heapify(self._heap)
+
+    def drop(self, names: set[str]) -> None:
+        """Stop deciding for these jobs (quarantined) until `reset` brings them back."""
+        self._heap = [entry for entry in self._heap if entry[1] not in names]
+        heapq.heapify(self._heap)
+        for name in names:
+            self.watermarks.pop(name, None)
+
     def next_slot_s(self) -> int | None:
         return self._heap[0][0] if self._heap else None
 

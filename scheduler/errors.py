@@ -44,6 +44,17 @@ class StateCorrupt(SchedulerError):
     unreadable value): deterministic, so the same call would fail again. Never retried
     blindly: the job or key is set aside and named."""
 
+    def __init__(self, message: str, key: str | None = None, found: str | None = None) -> None:
+        self.key = key
+        self.found = found
+        super().__init__(message)
+
+
+class ClockSkew(SchedulerError):
+    """Raised when this node's clock is off Redis TIME by more than
+    `max_clock_offset` at a fenced step (a wall-clock step): the node steps down and fires
+    nothing until its clock agrees with Redis again."""
+
 
 class LeaseLost(SchedulerError):
     """Raised when a fencing-checked write finds that this node no longer holds the lease."""

@@ -3,7 +3,12 @@
 Every second the node writes who it is (host, pid, version, config hash, tzdata, leader or
 not) and measures its clock offset to Redis; above `max_clock_offset` it refuses leadership.
 It also watches the state epoch, a random id written once per Redis dataset: when the epoch
-vanishes, Redis lost its data (a restart without persistence), and the node says so.
+vanishes, Redis lost its data (a restart without persistence), and the node says so. And it
+reads Redis's `maxmemory-policy`: any policy but `noeviction` lets Redis evict the lease, the
+watermarks or the outbox under memory pressure, so it is logged loudly and shown in `status`.
+
+`WATCHDOG=1` goes to systemd only while the node's main loop turns (`loop_alive`): a stuck
+loop is restarted by systemd instead of sitting on a healthy-looking process.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ import os
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -24,12 +28,17 @@ import redis
 from scheduler import __version__
 from scheduler.clock import Clock, offset_to_redis, utc
 from scheduler.connections import tzdata_version
+from scheduler.errors import SchedulerError
 from scheduler.sdnotify import notify
+from scheduler.store.failures import redis_errors
 from scheduler.store.state import StateStore
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+# How often Redis's eviction policy is read again (an operator may change it at run time).
+POLICY_CHECK_S = 60.0
+SAFE_POLICY = "noeviction"
 
 
 class Heartbeat:
@@ -40,20 +49,25 @@ class Heartbeat:
         clock: Clock,
         max_offset: timedelta,
         describe: Callable[[], dict[str, Any]],
+        loop_alive: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.node_id = node_id
         self.clock = clock
         self.limit_s = max_offset.total_seconds()
         self.describe = describe  # the node's live facts: leader, token, config hash...
+        self.loop_alive = loop_alive
         self.offset_s = 0.0
         # Not before the clock was measured once: a skewed node must never lead, even briefly.
         self.clock_ok = False
         self._measured = False
-        self.started_at = time.time()
+        self.started_at = clock.time()
         self._host = socket.gethostname()
         self._epoch: bytes | None = None
         self._ready = False
+        # None until read; "unknown" where CONFIG is not allowed (managed Redis, ACLs).
+        self.memory_policy: str | None = None
+        self._policy_read_at: float | None = None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -64,16 +78,24 @@ class Heartbeat:
         try:
             self._measure_clock()
             self._watch_epoch()
+            self._read_memory_policy()
             self.store.heartbeat(self.node_id, self.record())
             if not self._ready:
                 notify("READY=1")
                 self._ready = True
-        except redis.RedisError as exc:
-            log.warning("heartbeat: redis unreachable: %s", exc)
+        except SchedulerError as exc:
+            log.warning("heartbeat: %s", exc)
             notify(f"STATUS=Redis unreachable: {exc}")
+        except Exception:  # the heartbeat thread must outlive anything one beat meets
+            log.exception("heartbeat: unexpected error; carrying on")
         # The process is alive even when Redis is not: systemd must not restart a healthy
-        # standby because Redis is down.
-        notify("WATCHDOG=1")
+        # standby because Redis is down. But a main loop that stopped turning is not healthy.
+        if self.loop_alive():
+            notify("WATCHDOG=1")
+
+    def distrust_clock(self) -> None:
+        """A fenced step found the clock off Redis: refuse leadership until it measures well."""
+        self.clock_ok = False
 
     def record(self) -> dict[str, Any]:
         return {
@@ -86,11 +108,13 @@ class Heartbeat:
             "clock_offset_ms": round(self.offset_s * 1000, 1),
             "clock_ok": self.clock_ok,
             "tzdata": tzdata_version(),
+            "maxmemory_policy": self.memory_policy,
             **self.describe(),
         }
 
     def _measure_clock(self) -> None:
-        offset_s, _ = offset_to_redis(self.store.client, self.clock)
+        with redis_errors("reading Redis TIME"):
+            offset_s, _ = offset_to_redis(self.store.client, self.clock)
         ok = abs(offset_s) <= self.limit_s
         if ok != self.clock_ok or not self._measured:
             if ok and self._measured:
@@ -103,11 +127,41 @@ class Heartbeat:
                 )
         self.offset_s, self.clock_ok, self._measured = offset_s, ok, True
 
+    def _read_memory_policy(self) -> None:
+        now_s = self.clock.monotonic()
+        if self._policy_read_at is not None and now_s - self._policy_read_at < POLICY_CHECK_S:
+            return
+        self._policy_read_at = now_s
+        try:
+            reply: dict[bytes, bytes] = self.store.client.config_get("maxmemory-policy")  # type: ignore[assignment]
+            found = next(iter(reply.values()), b"unknown").decode(errors="replace")
+        except redis.ResponseError:  # CONFIG renamed or denied: say so once, carry on
+            found = "unknown"
+        except redis.RedisError:
+            return  # unreachable: the clock measurement already said so
+        if found != self.memory_policy:
+            if found == "unknown":
+                log.info(
+                    "cannot read Redis maxmemory-policy (CONFIG not allowed); make sure "
+                    "it is noeviction: another policy may evict the lease or watermarks"
+                )
+            elif found != SAFE_POLICY:
+                log.error(
+                    "Redis maxmemory-policy is %s, not noeviction: under memory pressure Redis "
+                    "may evict the lease, watermarks or outbox (slots fired twice or lost); "
+                    "set maxmemory-policy noeviction on this server",
+                    found,
+                )
+            elif self.memory_policy is not None:
+                log.info("Redis maxmemory-policy is noeviction again")
+        self.memory_policy = found
+
     def _watch_epoch(self) -> None:
         keys = self.store.keys
         client = self.store.client
-        client.set(keys.epoch, secrets.token_hex(8), nx=True)
-        epoch: bytes | None = client.get(keys.epoch)  # type: ignore[assignment]
+        with redis_errors("watching the state epoch"):
+            client.set(keys.epoch, secrets.token_hex(8), nx=True)
+            epoch: bytes | None = client.get(keys.epoch)  # type: ignore[assignment]
         if self._epoch is not None and epoch != self._epoch:
             now_s = self.clock.time()
             log.error(
@@ -116,5 +170,6 @@ class Heartbeat:
                 "unknown and were not fired."
             )
             report = {"noticed_at": utc(now_s).isoformat(), "noticed_by": self.node_id}
-            client.set(keys.state_lost, json.dumps(report), nx=True)
+            with redis_errors("recording the state loss"):
+                client.set(keys.state_lost, json.dumps(report), nx=True)
         self._epoch = epoch

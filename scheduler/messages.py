@@ -34,6 +34,21 @@ from scheduler.wire import (
     task_id_of_text,
 )
 
+# Broker URL schemes served by kombu's Redis transport (Sentinel included).
+REDIS_SCHEMES = ("redis", "rediss", "sentinel", "redis+socket")
+
+
+def _app(broker_url: str, transport_options: dict[str, Any]) -> Any:
+    options = dict(transport_options)
+    if broker_url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps"):
+        # Wait for RabbitMQ's confirm: a claimed slot is published only once it is accepted.
+        options.setdefault("confirm_publish", True)
+    app = Celery("scheduler", broker=broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json", accept_content=["json"], broker_transport_options=options
+    )
+    return app
+
 
 @dataclass(frozen=True, slots=True)
 class RedisPush:
@@ -104,19 +119,26 @@ class _CapturedBatch:
 class MessageFactory:
     """Builds the Celery message of a fire, once per (job, slot, token)."""
 
-    def __init__(self, namespace: str, broker_url: str, transport_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        broker_url: str,
+        transport_options: dict[str, Any],
+        state_url: str | None = None,
+    ) -> None:
         self.namespace = namespace
         broker_url, transport_options = kombu_broker(broker_url, dict(transport_options))
-        if broker_url.split("://", 1)[0] in ("amqp", "pyamqp", "amqps"):
-            # Wait for RabbitMQ's confirm: a claimed slot is published only once it is accepted.
-            transport_options.setdefault("confirm_publish", True)
-        self.app = Celery("scheduler", broker=broker_url, set_as_current=False)
-        self.app.conf.update(
-            task_serializer="json",
-            accept_content=["json"],
-            broker_transport_options=transport_options,
-        )
-        self.key_prefix = str(transport_options.get("global_keyprefix", ""))
+        self.app = _app(broker_url, transport_options)
+        # Messages are always built as kombu's Redis transport writes them: the LPUSH of a
+        # same-Redis broker, or an outbox entry that any node can publish to another broker.
+        # For a broker that is not Redis, that capture runs against the state's Redis.
+        if broker_url.split("://", 1)[0] in REDIS_SCHEMES or state_url is None:
+            self._capture_app = self.app
+            self.key_prefix = str(transport_options.get("global_keyprefix", ""))
+        else:
+            state_url, state_options = kombu_broker(state_url, {})
+            self._capture_app = _app(state_url, state_options)
+            self.key_prefix = ""
         self._capture_connection: Connection | None = None
         self._capture_producer: Producer | None = None
         self._capture: _CapturedBatch | None = None
@@ -248,7 +270,7 @@ class MessageFactory:
 
     def _capturing_producer(self) -> tuple[Producer, _CapturedBatch]:
         if self._capture_producer is None or self._capture is None:
-            self._capture_connection = self.app.connection_for_write()
+            self._capture_connection = self._capture_app.connection_for_write()
             channel = self._capture_connection.channel()
             capture = _CapturedBatch(channel, self.key_prefix)
             channel.create_publish_batch = lambda max_size: capture

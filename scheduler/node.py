@@ -1,34 +1,41 @@
 """One scheduler node: wires config, lease, engine, dispatch and publisher, and runs them.
 
 Threads, so that nothing waits behind anything else that matters:
-- the lease keeper renews (or, as a standby, takes) the lease on its own Redis connection;
+- the lease keeper renews (or, as a standby, takes) the lease on its own Redis connection,
+  but only while the main loop turns: a stuck loop lets a standby take over;
 - the heartbeat publishes this node's record and measures its clock against Redis ``TIME``;
 - the outbox publisher (brokers other than the state's Redis) sends claimed slots;
-- the caller's thread runs the engine while this node holds the lease.
+- the caller's thread runs the main loop, one `turn()` at a time.
+
+Nothing one job's data does may stop the loop: a value in Redis that is not ours sets that
+job aside (quarantine) or, for a key every job shares, moves the key aside; every other job
+keeps firing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
-import time
+from collections.abc import Iterable
 from typing import Any
 
-import redis
-
 from scheduler import lease as leases
-from scheduler.clock import Clock, SystemClock
+from scheduler.clock import Clock, SystemClock, offset_to_redis
 from scheduler.config import Config, load_config
 from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
-from scheduler.dispatch import Dispatcher
+from scheduler.dispatch import Dispatcher, Sent
 from scheduler.engine import Due, Engine
-from scheduler.errors import ConfigError, LeaseLost
+from scheduler.errors import ClockSkew, ConfigError, LeaseLost, SchedulerError, StoreUnavailable
 from scheduler.heartbeat import Heartbeat
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
+from scheduler.quarantine import Quarantine, repairing
 from scheduler.records import AdoptFlag
 from scheduler.sdnotify import notify
+from scheduler.store.claims import Claims
+from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
 from scheduler.wire import slot_text
@@ -41,6 +48,11 @@ STANDBY_POLL_S = 0.25
 RETRY_PAUSE_S = 0.05
 # A slot's messages are built this long before it (in the wait before the slot).
 PREPARE_AHEAD_S = 2.0
+# A main loop that has not turned for this many lease TTLs is stuck: stop renewing the lease
+# (a standby takes over) and stop telling systemd's watchdog we are fine.
+LOOP_STALL_TTLS = 3.0
+# A planned stop waits this long for the publisher before handing the lease over.
+PUBLISHER_STOP_S = 5.0
 
 
 class Node:
@@ -51,33 +63,45 @@ class Node:
         settings = config.scheduler
         self.keys = Keys(settings.namespace)
         self.atomic = same_redis(settings.redis_url, settings.effective_broker_url)
+        self.max_offset_s = settings.max_clock_offset.total_seconds()
+        ahead_s = max(1, math.ceil(self.max_offset_s))
+        # Test knob: False makes the node claim on the lease value alone, ignoring its own
+        # deadline, so a test can show that the fence in Redis alone refuses a stale leader.
+        self.check_own_deadline = True
         self.lease = Lease(
             redis_client(settings.redis_url), self.keys, node_id, settings.lease_ttl, self.clock
         )
-        self.store = StateStore(redis_client(settings.redis_url), self.keys)
+        self.claims = Claims(redis_client(settings.redis_url), self.keys, ahead_s)
+        self.store = StateStore(self.claims.client, self.keys)
         self.heartbeat = Heartbeat(
             StateStore(redis_client(settings.redis_url), self.keys),
             node_id,
             self.clock,
             settings.max_clock_offset,
             self._describe,
+            self.loop_alive,
         )
         self.factory = MessageFactory(
-            settings.namespace, settings.effective_broker_url, settings.broker_transport_options
+            settings.namespace,
+            settings.effective_broker_url,
+            settings.broker_transport_options,
+            state_url=settings.redis_url,
         )
         self.dispatcher = Dispatcher(
-            self.store,
+            self.claims,
             self.factory,
             self.atomic,
             settings.outbox_max,
             wait_for_replica=is_sentinel(settings.redis_url),
         )
         self.publisher = OutboxPublisher(
-            StateStore(redis_client(settings.redis_url), self.keys), self.factory, config.jobs
+            Claims(redis_client(settings.redis_url), self.keys, ahead_s), self.factory
         )
         self.engine: Engine | None = None
+        self.quarantine = Quarantine(self.store, self.clock)
         self._leading_token: int | None = None
         self._prepared_for: int | None = None
+        self._turned_at = self.clock.monotonic()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
@@ -107,60 +131,81 @@ class Node:
             "claim and enqueue atomic" if self.atomic else "claim to an outbox, then publish",
             self.config.hash,
         )
-        threads = [
-            threading.Thread(
-                target=leases.keep,
-                args=(self.lease, self._stop, self._wake, lambda: self.heartbeat.clock_ok),
-                name="lease",
-                daemon=True,
-            ),
-            threading.Thread(target=self.heartbeat.run, args=(self._stop,), daemon=True),
-        ]
+        keeper = threading.Thread(
+            target=leases.keep,
+            args=(self.lease, self._stop, self._wake, self.may_lead),
+            name="lease",
+            daemon=True,
+        )
+        others = [threading.Thread(target=self.heartbeat.run, args=(self._stop,), daemon=True)]
+        publisher: threading.Thread | None = None
         if self.atomic:
             # Build every job's message template now, so the first burst only fills them in.
-            threads.append(threading.Thread(target=self._warm_up, name="warm-up", daemon=True))
+            others.append(threading.Thread(target=self._warm_up, name="warm-up", daemon=True))
         else:
-            threads.append(
-                threading.Thread(
-                    target=self.publisher.run,
-                    args=(self.lease, self._stop, self._outbox_work),
-                    name="publisher",
-                    daemon=True,
-                )
+            publisher = threading.Thread(
+                target=self.publisher.run,
+                args=(self.lease, self._stop, self._outbox_work),
+                name="publisher",
+                daemon=True,
             )
-        for thread in threads:
+        for thread in [keeper, *others, *([publisher] if publisher else [])]:
             thread.start()
         try:
             while not self._stop.is_set():
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._apply_reload()
-                if self.lease.held():
-                    self._lead_once()
-                else:
-                    self._step_down()
-                    self._wake.wait(STANDBY_POLL_S)
+                sleep_s = self.turn()
+                if sleep_s > 0:
+                    self._wake.wait(sleep_s)
                     self._wake.clear()
         finally:
-            self._shut_down(threads)
+            self._shut_down(keeper, publisher, others)
 
-    def _shut_down(self, threads: list[threading.Thread]) -> None:
-        """Hand the lease over first (a standby is waiting), then wind the rest down."""
+    def turn(self) -> float:
+        """One pass of the main loop: reload if asked, then lead or stand by. Returns how long
+        to wait before the next pass (a wake-up may cut it short)."""
+        self._turned_at = self.clock.monotonic()
+        if self._reload.is_set():
+            self._reload.clear()
+            self._apply_reload()
+        if self.lease.value is not None and (self.lease.held() or not self.check_own_deadline):
+            return self._lead_once()
+        self._step_down()
+        return STANDBY_POLL_S
+
+    def loop_alive(self) -> bool:
+        """Whether the main loop turned recently (it also counts each chunk of a burst)."""
+        stall_s = LOOP_STALL_TTLS * self.lease.ttl_ms / 1000
+        return self.clock.monotonic() - self._turned_at < stall_s
+
+    def may_lead(self) -> bool:
+        return self.heartbeat.clock_ok and self.loop_alive()
+
+    def _shut_down(
+        self,
+        keeper: threading.Thread,
+        publisher: threading.Thread | None,
+        others: list[threading.Thread],
+    ) -> None:
+        """Stop the publisher, then hand the lease over (a standby is waiting), then the rest:
+        a publisher still sending after the release would repeat what the next leader sends."""
         notify("STOPPING=1")
         self._stop.set()
         self._outbox_work.set()
-        keeper, *others = threads
+        if publisher is not None:
+            publisher.join(timeout=PUBLISHER_STOP_S)
+            if publisher.is_alive():
+                log.warning("the outbox publisher did not stop in time; releasing anyway")
         keeper.join(timeout=2)  # it only waits on the stop event; no renewal may race the release
         self._step_down()
         try:
             self.lease.release()
-        except redis.RedisError as exc:
+        except StoreUnavailable as exc:
             log.warning("could not release the lease (it will expire): %s", exc)
         for thread in others:
             thread.join(timeout=3)
         try:
             self.heartbeat.store.forget_nodes([self.node_id])
-        except redis.RedisError as exc:
+        except StoreUnavailable as exc:
             log.warning("could not remove this node's record: %s", exc)
         self.factory.close()
         log.info("node %s stopped", self.node_id)
@@ -182,87 +227,170 @@ class Node:
             "leader": self.lease.held(),
             "fencing_token": self.lease.token,
             "atomic_enqueue": self.atomic,
+            "quarantined": sorted(self.quarantine.jobs),
         }
 
-    def _lead_once(self) -> None:
+    # -- leading -----------------------------------------------------------------------------
+
+    def _lead_once(self) -> float:
         token, value = self.lease.token, self.lease.value
         if token is None or value is None:
-            return
+            return STANDBY_POLL_S
         try:
             if self._leading_token != token:
                 self._take_over(value, token)
-            assert self.engine is not None
-            due = self.engine.take_due(int(self.clock.time()))
-            if due:
-                self._send(value, token, due)
+            engine = self.engine
+            assert engine is not None
+            retry = self.quarantine.to_retry(set(engine.watermarks))
+            if retry:
+                engine.reset(self._adopt(value, retry))
+            now = self.clock.time()
+            next_s = engine.next_slot_s()
+            if next_s is not None and next_s <= now:
+                self._check_clock()
+                due = engine.take_due(int(now))
+                if due:
+                    self._send(value, token, due)
         except LeaseLost as exc:
             log.warning("%s; standing by", exc)
             self.lease.forget()
-            return
-        except redis.RedisError as exc:
-            log.warning("redis error while leading: %s", exc)
-            self._wake.wait(RETRY_PAUSE_S)
-            return
-        next_s = self.engine.next_slot_s() if self.engine else None
+            self._step_down()
+            return 0.0
+        except ClockSkew as exc:
+            log.error("%s: stepping down; nothing is fired until it agrees again", exc)
+            self.heartbeat.distrust_clock()
+            self._give_up_lease()
+            return STANDBY_POLL_S
+        except StoreUnavailable as exc:
+            log.warning("redis unavailable while leading: %s", exc)
+            return RETRY_PAUSE_S
+        except Exception:  # no job's data may stop the loop: start over from what Redis holds
+            log.exception("leader loop: unexpected error; re-reading the state from Redis")
+            self._step_down()
+            return RETRY_PAUSE_S
+        return self._prepare_next(token)
+
+    def _prepare_next(self, token: int) -> float:
+        """How long to wait for the next slot; build its messages meanwhile when it is close."""
+        engine = self.engine
+        next_s = engine.next_slot_s() if engine else None
         sleep_s = MAX_SLEEP_S if next_s is None else min(MAX_SLEEP_S, next_s - self.clock.time())
-        # Build the next slot's messages while waiting for it, once it is close enough.
         if (
-            next_s is not None
-            and self.engine is not None
+            engine is not None
+            and next_s is not None
             and next_s != self._prepared_for
             and next_s - self.clock.time() <= PREPARE_AHEAD_S
         ):
-            self.dispatcher.prepare(self.engine.upcoming(next_s), token)
+            self.dispatcher.prepare(engine.upcoming(next_s), token)
             self._prepared_for = next_s
             sleep_s = min(sleep_s, next_s - self.clock.time())
-        if sleep_s > 0:
-            self._wake.wait(sleep_s)
-            self._wake.clear()
+        return max(sleep_s, 0.0)
+
+    def _check_clock(self) -> None:
+        """Before taking due slots: is our clock still where Redis says it is? A step on this
+        host (bad NTP, a VM resumed) must not fire the future, nor anything early."""
+        with redis_errors("reading Redis TIME"):
+            offset_s, _ = offset_to_redis(self.claims.client, self.clock)
+        if abs(offset_s) > self.max_offset_s:
+            raise ClockSkew(
+                f"this node's clock is {-offset_s:+.3f}s off Redis TIME "
+                f"(max_clock_offset {self.max_offset_s:g}s)"
+            )
 
     def _take_over(self, lease_value: str, token: int) -> None:
-        jobs = sorted(self.config.jobs)
-        adopted = self.store.adopt(lease_value, int(self.clock.time()), jobs)
+        jobs = sorted(set(self.config.jobs) - set(self.quarantine.jobs))
+        self.engine = Engine(self.config.jobs)
+        self.engine.load(self._adopt(lease_value, jobs))
+        self._leading_token = token
+        self._outbox_work.set()  # drain whatever a former leader left
+        log.info("leading with fencing token %d: %d jobs", token, len(jobs))
+
+    def _adopt(self, lease_value: str, jobs: Iterable[str]) -> dict[str, int]:
+        """Watermarks of `jobs` from Redis; unreadable ones restart from now (logged)."""
+        now_s = int(self.clock.time())
+        names = sorted(jobs)
+        adopted = repairing(
+            self.claims, lease_value, lambda: self.claims.adopt(lease_value, now_s, names)
+        )
         started = [job for job, (_, flag) in adopted.items() if flag == AdoptFlag.STARTED_NOW]
         for job, (_, flag) in adopted.items():
-            if flag == AdoptFlag.RESET_UNREADABLE:
-                log.error("watermark of %s in Redis was unreadable; starting it from now", job)
+            if flag in (AdoptFlag.RESET_UNREADABLE, AdoptFlag.RESET_OUT_OF_RANGE):
+                what = "not a slot" if flag == AdoptFlag.RESET_UNREADABLE else "out of range"
+                log.error(
+                    "watermark of %s in Redis was %s (later than Redis TIME allows, or not an "
+                    "integer); it restarts from now (%s), recorded in `jobs missed`",
+                    job,
+                    what,
+                    slot_text(now_s),
+                )
         if started:
             log.info(
                 "%d job(s) without a watermark start from now (%s): %s",
                 len(started),
-                slot_text(int(self.clock.time())),
+                slot_text(now_s),
                 ", ".join(started[:20]) + (" ..." if len(started) > 20 else ""),
             )
-        self.engine = Engine(self.config.jobs)
-        self.engine.load({job: mark for job, (mark, _) in adopted.items()})
-        self._leading_token = token
-        self._outbox_work.set()  # drain whatever a former leader left
-        log.info("leading with fencing token %d: %d jobs", token, len(jobs))
+        return {job: mark for job, (mark, _) in adopted.items()}
 
     def _send(self, lease_value: str, token: int, due: Due) -> None:
         # A failed send is resent as it was: claims already made answer "already ours".
         while True:
             try:
-                self.dispatcher.send(lease_value, token, due, self._may_go_on)
+                sent = repairing(
+                    self.claims,
+                    lease_value,
+                    lambda: self.dispatcher.send(lease_value, token, due, self._may_go_on),
+                )
                 break
-            except redis.RedisError as exc:
+            except StoreUnavailable as exc:
                 if not self._may_go_on():
                     raise LeaseLost(f"dispatch failed and the lease is ending: {exc}") from exc
                 log.warning("dispatch failed, retrying: %s", exc)
-                time.sleep(RETRY_PAUSE_S)
+                self._stop.wait(RETRY_PAUSE_S)
+        self._after_send(lease_value, due, sent)
         if not self.atomic:
             self._outbox_work.set()
 
+    def _after_send(self, lease_value: str, due: Due, sent: Sent) -> None:
+        """Bring the engine back in line with Redis for the slots that were not claimed."""
+        assert self.engine is not None
+        reread = set(sent.unclaimed)
+        for corruption in sent.corrupt:
+            assert corruption.job is not None
+            if corruption.key == self.keys.watermarks:
+                reread.add(corruption.job)  # adopt restarts it from now, recorded
+            else:
+                self.engine.drop({corruption.job})
+                self.quarantine.add(corruption)
+        if self.quarantine.jobs:
+            not_fired = {corruption.job for corruption in sent.corrupt} | sent.unclaimed
+            self.quarantine.release({job.name for job, _ in due.fires} - not_fired)
+        reread -= set(self.quarantine.jobs)
+        if reread:
+            self.engine.reset(self._adopt(lease_value, reread))
+
     def _may_go_on(self) -> bool:
         """Between two chunks of a burst: stop claiming on SIGTERM or at the lease deadline."""
-        return self.lease.held() and not self._stop.is_set()
+        self._turned_at = self.clock.monotonic()
+        held = self.lease.held() or (not self.check_own_deadline and self.lease.value is not None)
+        return held and not self._stop.is_set()
+
+    def _give_up_lease(self) -> None:
+        self._step_down()
+        try:
+            self.lease.release()
+        except SchedulerError as exc:
+            log.warning("could not release the lease (it will expire): %s", exc)
+            self.lease.forget()
 
     def _step_down(self) -> None:
-        if self._leading_token is None:
+        if self._leading_token is None and self.engine is None:
             return
-        log.info("no longer leading (fencing token %d)", self._leading_token)
+        if self._leading_token is not None:
+            log.info("no longer leading (fencing token %d)", self._leading_token)
         self._leading_token = None
         self.engine = None
+        self._prepared_for = None
 
     def _apply_reload(self) -> None:
         try:
@@ -280,17 +408,17 @@ class Node:
             log.error("reload refused: redis_url, broker_url and namespace need a restart")
             return
         self.config = fresh
-        self.publisher.jobs = fresh.jobs
         self.factory.forget_templates()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         if self.engine is not None and self.lease.value is not None:
-            added = sorted(set(fresh.jobs) - set(self.engine.jobs))
+            added = set(fresh.jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
             try:
-                adopted = self.store.adopt(self.lease.value, int(self.clock.time()), added)
-            except (LeaseLost, redis.RedisError) as exc:
+                marks = self._adopt(self.lease.value, added)
+            except SchedulerError as exc:
                 log.warning("reload: could not read new watermarks (%s); standing by", exc)
                 self.lease.forget()
+                self._step_down()
                 return
-            self.engine.replace_jobs(fresh.jobs, {job: mark for job, (mark, _) in adopted.items()})
+            self.engine.replace_jobs(fresh.jobs, marks)
         log.info("config reloaded: %d jobs, hash %s", len(fresh.jobs), fresh.hash)

@@ -1,6 +1,7 @@
 """The outbox publisher: claimed slots to a broker other than the state's Redis.
 
-A claim appends the slot to the outbox in Redis (durably, in the claim script); this
+A claim appends the slot's whole message to the outbox in Redis (durably, in the claim
+script), so any node can publish it, whatever its own config holds (a rolling deploy); this
 publisher sends them oldest first, waits for the broker to accept each one (RabbitMQ
 publisher confirms), and only then removes them, under the fencing check. Whoever leads
 drains what an earlier leader left. A repeat is possible only when a publisher dies or stalls
@@ -9,19 +10,16 @@ between publishing and removing; it carries the same task id, so the worker hook
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
-from collections.abc import Mapping
 
-import redis
 from kombu import Connection, Producer
 
-from scheduler.errors import LeaseLost, PublishFailed
-from scheduler.jobspec import JobSpec
+from scheduler.errors import LeaseLost, PublishFailed, SchedulerError
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
-from scheduler.store.state import OutboxEntry, StateStore
-from scheduler.wire import slot_text
+from scheduler.store.claims import Claims, OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +34,18 @@ MAX_PAUSE_S = 2.0
 
 
 class OutboxPublisher:
-    def __init__(self, store: StateStore, factory: MessageFactory, jobs: Mapping[str, JobSpec]):
-        self.store = store
+    def __init__(self, claims: Claims, factory: MessageFactory) -> None:
+        self.claims = claims
         self.factory = factory
-        self.jobs = jobs
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._declared: set[str] = set()
 
     def drain(self, lease_value: str) -> int:
-        """Publish the whole outbox in order; the number sent. Raises PublishFailed or LeaseLost."""
+        """Publish the whole outbox in order; the number sent. Raises PublishFailed, LeaseLost
+        or StoreUnavailable."""
         sent = 0
-        while entries := self.store.outbox_head(DRAIN_BATCH):
+        while entries := self.claims.outbox_head(DRAIN_BATCH):
             done: list[bytes] = []
             try:
                 for raw in entries:
@@ -56,34 +54,42 @@ class OutboxPublisher:
             except Exception as exc:  # kombu raises many kinds; all mean "not accepted"
                 self._drop_connection()
                 if done:
-                    self.store.outbox_ack(lease_value, done)
+                    self.claims.outbox_ack(lease_value, done)
                 raise PublishFailed(
                     f"broker did not accept an outbox entry ({len(entries) - len(done)}+ "
                     f"waiting): {exc}"
                 ) from exc
-            self.store.outbox_ack(lease_value, done)
+            self.claims.outbox_ack(lease_value, done)
             sent += len(done)
         return sent
 
     def _publish(self, raw: bytes) -> None:
+        """Send one entry: the message as built at claim time, whatever this node's config."""
         entry = OutboxEntry.parse(raw)
         if entry is None:
             log.error("outbox: dropping an entry this package did not write: %r", raw[:80])
             return
-        job = self.jobs.get(entry.job)
-        if job is None:
-            log.error(
-                "outbox: job %s is no longer in the config; its slot %s is dropped",
-                entry.job,
-                slot_text(entry.slot_s),
-            )
-            return
+        message, properties = entry.message, entry.message["properties"]
+        route = properties.get("delivery_info") or {}
+        queue = str(route.get("routing_key") or "celery")
+        body = entry.message["body"]
+        payload = base64.b64decode(body) if properties.get("body_encoding") == "base64" else body
         producer = self._ensure_producer()
-        declare = [] if job.queue in self._declared else [self.factory.queue(job.queue)]
+        declare = [] if queue in self._declared else [self.factory.queue(queue)]
         producer.publish(
-            **self.factory.publish_arguments(job, entry.slot_s, entry.token), declare=declare
+            payload,
+            routing_key=queue,
+            exchange=str(route.get("exchange") or ""),
+            headers=message["headers"],
+            content_type=message.get("content-type", "application/json"),
+            content_encoding=message.get("content-encoding", "utf-8"),
+            delivery_mode=properties.get("delivery_mode", 2),
+            priority=properties.get("priority"),
+            correlation_id=properties.get("correlation_id"),
+            reply_to=properties.get("reply_to"),
+            declare=declare,
         )
-        self._declared.add(job.queue)
+        self._declared.add(queue)
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
@@ -125,8 +131,11 @@ class OutboxPublisher:
                 stop.wait(pause_s)
             except LeaseLost:
                 continue  # the lease keeper notices and steps down
-            except redis.RedisError as exc:
-                log.warning("outbox: redis error: %s", exc)
+            except SchedulerError as exc:  # Redis away, or a wrong type at the outbox key
+                log.warning("outbox: %s", exc)
+                stop.wait(0.5)
+            except Exception:  # the thread must not die: log it and try again shortly
+                log.exception("outbox: unexpected error; trying again")
                 stop.wait(0.5)
         self.close()
 

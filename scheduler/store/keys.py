@@ -92,6 +92,16 @@ class Keys:
         """String (JSON): when a node noticed that Redis had lost this deployment's data."""
         return self._key("state_lost")
 
+    @property
+    def quarantine(self) -> str:
+        """Hash job -> JSON {key, found, since}: jobs the leader does not fire because a value
+        they need in Redis is not what we wrote; shown by `status` and `jobs list`."""
+        return self._key("quarantine")
+
+    def set_aside(self, key: str, stamp_ms: int) -> str:
+        """Where a shared key that held the wrong type is moved, kept for inspection."""
+        return f"{key}:corrupt:{stamp_ms}"
+
     def run_claim(self, task_id: str) -> str:
         """String with a TTL: the worker hook's claim that this task id has run (or is running)."""
         return self._key(f"run:{task_id}")
