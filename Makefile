@@ -20,12 +20,12 @@ $(STAMP): pyproject.toml
 # A small live cluster with the example config: private redis-server, a Celery worker and
 # three scheduler nodes. Ctrl-C stops everything it started.
 run: install
-	$(PY) -m scheduler.localcluster --config config/scheduler.toml
+	$(PY) tools/localcluster.py --config config/scheduler.toml
 
 # The same cluster as a scripted tour that ends by itself: jobs fire, the leader is killed,
 # another node takes over, and the slots are counted.
 demo: install
-	$(PY) -m scheduler.localcluster --config config/scheduler.toml --demo
+	$(PY) tools/localcluster.py --config config/scheduler.toml --demo
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

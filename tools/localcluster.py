@@ -1,4 +1,5 @@
-"""A small live cluster on this machine, for `make run` and `make demo`.
+"""A small live cluster on this machine, for `make run` and `make demo` (a development tool,
+not part of the installed package: run it as ``python tools/localcluster.py``).
 
 Starts a private redis-server on a free port, one Celery worker and three scheduler nodes with
 the given config (pointed at that Redis through SCHEDULER_REDIS_URL), shows what happens, and
