@@ -8,10 +8,13 @@ from celery import Celery
 
 from jobs.hooks import install
 from jobs.settings import WorkerSettings, load_worker_settings
+from scheduler.zones import use_pinned_tzdata
 
 
 def create_app(settings: WorkerSettings | None = None) -> Any:
     """A Celery app that consumes what the scheduler enqueues and reports each outcome."""
+    # Our worker is a process of ours, so it reads the zones of the config as the nodes do.
+    use_pinned_tzdata()
     settings = settings or load_worker_settings()
     app = Celery(
         "jobs",

@@ -27,6 +27,7 @@ from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
 from scheduler.store.state import StateStore
 from scheduler.views import job_rows, next_slots, status_record, table
+from scheduler.zones import use_pinned_tzdata
 
 app = typer.Typer(
     help="A highly available cron for Celery.",
@@ -256,4 +257,5 @@ def _print_status(record: dict[str, Any]) -> None:
 
 
 def main() -> None:
+    use_pinned_tzdata()
     app()

@@ -34,6 +34,7 @@ from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
 from scheduler.views import status_record, table
 from scheduler.wire import slot_text
+from scheduler.zones import use_pinned_tzdata
 
 WORKER_LINES = ("succeeded in", "raised", "Retry in", "ready.")
 NODE_LINES = ("leading with", "no longer leading", "lease", "missed", "ERROR", "stopped")
@@ -261,6 +262,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--demo", action="store_true", help="a scripted tour that ends by itself")
     args = parser.parse_args(argv)
+    # The slot count below must match what the nodes enqueued, so it reads the same zone rules.
+    use_pinned_tzdata()
     with tempfile.TemporaryDirectory(prefix="scheduler-cluster-") as workdir:
         cluster = Cluster(args.config, args.nodes, Path(workdir))
         print(f"logs in {workdir}")
