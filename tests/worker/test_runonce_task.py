@@ -19,7 +19,8 @@ import pytest
 from celery import Celery, Task, signals, states
 from celery.exceptions import Ignore, Reject
 
-import jobs.examples  # registers the example tasks on jobs.app
+import jobs.celery  # builds our worker's app
+import jobs.examples  # registers the example tasks on it
 from jobs.hooks import install
 from jobs.runonce import RunClaimUnavailable, RunOnceTask, policy_for
 from jobs.settings import WorkerSettings
@@ -284,4 +285,4 @@ def test_install_names_the_tasks_it_came_too_late_for(
 
 def test_the_example_tasks_run_once() -> None:
     names = ["jobs.examples.hello", "jobs.examples.ping", "jobs.examples.count_errors"]
-    assert all(isinstance(jobs.app.tasks[name], RunOnceTask) for name in names)
+    assert all(isinstance(jobs.celery.app.tasks[name], RunOnceTask) for name in names)
