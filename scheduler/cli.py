@@ -1,4 +1,8 @@
-"""`scheduler`: the command line. Thin: parse, load config, configure logging, call one thing."""
+"""`scheduler`: the command line. Thin: parse, load config, configure logging, call one thing.
+
+Only `run` needs Celery and kombu (through `scheduler.node`), so it imports the node itself:
+the other commands (`validate`, `next`, ...) start without importing them.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,6 @@ from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
 from scheduler.errors import ConfigError
 from scheduler.lease import read_holder
-from scheduler.node import Node
 from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
 from scheduler.store.state import StateStore
@@ -85,6 +88,8 @@ def run(
     ] = 0.0,
 ) -> None:
     """Run one node in the foreground until SIGTERM or SIGINT (SIGHUP reloads the config)."""
+    from scheduler.node import Node  # noqa: PLC0415  (imports Celery and kombu)
+
     cfg = _config(config)
     # What is loaded so far lives as long as the process: spare the collector walking it again
     # on every full pass (the take-over, and every tick after).
