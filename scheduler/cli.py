@@ -12,7 +12,6 @@ import logging
 import signal
 import socket
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -21,7 +20,7 @@ import redis
 import typer
 
 from scheduler import __version__
-from scheduler.clock import SystemClock
+from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
 from scheduler.errors import ConfigError
@@ -113,6 +112,10 @@ def validate(config: ConfigOption = None) -> None:
     typer.echo(f"{cfg.path}: ok, {len(cfg.jobs)} jobs, config hash {cfg.hash}")
 
 
+# Wall time for `jobs list`'s next runs; a test swaps in its own clock.
+clock: Clock = SystemClock()
+
+
 @jobs_app.command("list")
 def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every job: task, schedule, time zone, next run, last run and outcome, paused."""
@@ -121,7 +124,7 @@ def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     try:
         rows = job_rows(
             cfg,
-            time.time(),
+            clock.time(),
             store.last_fires(),
             read_outcomes(store.client, cfg.scheduler.namespace),
             store.paused(),

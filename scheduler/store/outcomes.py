@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import redis
 
+from scheduler.clock import Clock, SystemClock
 from scheduler.store.keys import Keys
 
 OUTCOMES = ("started", "succeeded", "failed", "retried")
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 def record_outcome(
@@ -21,8 +23,13 @@ def record_outcome(
     task_id: str,
     outcome: str,
     detail: str | None = None,
+    *,
+    clock: Clock = _SYSTEM_CLOCK,
 ) -> None:
-    """Store the newest outcome of `job`; `detail` is trimmed so a huge error stays small."""
+    """Store the newest outcome of `job`; `detail` is trimmed so a huge error stays small.
+
+    `clock` stamps the record's ``at``; tests pass their own.
+    """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
     record = {
@@ -30,7 +37,7 @@ def record_outcome(
         "task_id": task_id,
         "outcome": outcome,
         "detail": None if detail is None else detail[:500],
-        "at": round(time.time(), 3),
+        "at": round(clock.time(), 3),
     }
     client.hset(Keys(namespace).outcomes, job, json.dumps(record))
 
