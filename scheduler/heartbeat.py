@@ -133,8 +133,9 @@ class Heartbeat:
             return
         self._policy_read_at = now_s
         try:
-            reply: dict[bytes, bytes] = self.store.client.config_get("maxmemory-policy")  # type: ignore[assignment]
-            found = next(iter(reply.values()), b"unknown").decode(errors="replace")
+            reply: dict[Any, Any] = self.store.client.config_get("maxmemory-policy")  # type: ignore[assignment]
+            value = next(iter(reply.values()), "unknown")
+            found = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         except redis.ResponseError:  # CONFIG renamed or denied: say so once, carry on
             found = "unknown"
         except redis.RedisError:

@@ -55,6 +55,7 @@ class Quarantine:
         if job is None or job in self.jobs:
             return  # still wrong at its retry: said already
         self.jobs[job] = corruption
+        self._tried_at = self.clock.monotonic()  # the next try is a whole retry_s away
         log.error(
             "job %s quarantined: key %s holds %s, not what the scheduler wrote; its slots are "
             "not fired (tried again every %gs; what falls due meanwhile is caught up by its "
