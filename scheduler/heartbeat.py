@@ -133,7 +133,7 @@ class Heartbeat:
             return
         self._policy_read_at = now_s
         try:
-            reply: dict[Any, Any] = self.store.client.config_get("maxmemory-policy")  # type: ignore[assignment]
+            reply: dict[Any, Any] = self.store.client.config_get("maxmemory-policy")
             value = next(iter(reply.values()), "unknown")
             found = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         except redis.ResponseError:  # CONFIG renamed or denied: say so once, carry on

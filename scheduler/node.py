@@ -53,6 +53,7 @@ PREPARE_AHEAD_S = 2.0
 LOOP_STALL_TTLS = 3.0
 # A planned stop waits this long for the publisher before handing the lease over.
 PUBLISHER_STOP_S = 5.0
+PUBLISHER_JOIN_STEP_S = 0.1
 
 
 class Node:
@@ -103,6 +104,8 @@ class Node:
         self._prepared_for: int | None = None
         self._turned_at = self.clock.monotonic()
         self._stop = threading.Event()
+        # The keeper stops last: it renews the lease while the publisher finishes its batch.
+        self._keeper_stop = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
         self._outbox_work = threading.Event()
@@ -133,7 +136,7 @@ class Node:
         )
         keeper = threading.Thread(
             target=leases.keep,
-            args=(self.lease, self._stop, self._wake, self.may_lead),
+            args=(self.lease, self._keeper_stop, self._wake, self.may_lead),
             name="lease",
             daemon=True,
         )
@@ -192,9 +195,14 @@ class Node:
         self._stop.set()
         self._outbox_work.set()
         if publisher is not None:
-            publisher.join(timeout=PUBLISHER_STOP_S)
+            for _ in range(round(PUBLISHER_STOP_S / PUBLISHER_JOIN_STEP_S)):
+                self._turned_at = self.clock.monotonic()  # waiting here is not a stuck loop
+                publisher.join(timeout=PUBLISHER_JOIN_STEP_S)
+                if not publisher.is_alive():
+                    break
             if publisher.is_alive():
                 log.warning("the outbox publisher did not stop in time; releasing anyway")
+        self._keeper_stop.set()
         keeper.join(timeout=2)  # it only waits on the stop event; no renewal may race the release
         self._step_down()
         try:

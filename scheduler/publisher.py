@@ -138,6 +138,7 @@ class OutboxPublisher:
                 log.exception("outbox: unexpected error; trying again")
                 stop.wait(0.5)
         self.close()
+        log.info("outbox publisher stopped")
 
     def close(self) -> None:
         self._drop_connection()

@@ -95,7 +95,9 @@ def test_a_queue_key_of_the_wrong_type_quarantines_its_job_and_the_rest_fire_on_
     rig.redis.delete("broken")
     for _ in range(6):
         rig.tick()
-    assert Counter(rig.fired("broken")) == Counter(("a", slot) for slot in slots(rig, *range(-10, 1)))
+    assert Counter(rig.fired("broken")) == Counter(
+        ("a", slot) for slot in slots(rig, *range(-10, 1))
+    )
     assert rig.node.store.quarantined() == {}
     assert "job a fires again: its value in Redis is readable now" in messages(caplog, logging.INFO)
 

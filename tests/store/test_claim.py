@@ -10,8 +10,8 @@ from scheduler.connections import redis_client
 from scheduler.errors import LeaseLost
 from scheduler.lease import Lease
 from scheduler.records import AdoptFlag, ClaimStatus, FireClaim, MissedRange
-from scheduler.store.keys import Keys
 from scheduler.store.claims import Claims
+from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer
