@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import redis
 import typer
 
 from scheduler import __version__
 from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
-from scheduler.errors import ConfigError
+from scheduler.errors import ConfigError, SchedulerError
 from scheduler.lease import read_holder
+from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
 from scheduler.store.state import StateStore
@@ -69,8 +69,9 @@ def _store(config: Config) -> StateStore:
     url = config.scheduler.redis_url
     client = redis_client(url)
     try:
-        client.ping()
-    except redis.RedisError as exc:
+        with redis_errors("ping"):
+            client.ping()
+    except SchedulerError as exc:
         _fail(f"cannot reach Redis at {redact_url(url)}: {exc}", 1)
     return StateStore(client, Keys(config.scheduler.namespace))
 
@@ -128,13 +129,16 @@ def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             store.last_fires(),
             read_outcomes(store.client, cfg.scheduler.namespace),
             store.paused(),
+            store.quarantined(),
         )
-    except redis.RedisError as exc:
+    except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     columns = ["name", "task", "schedule", "timezone", "next_run", "last_run", "outcome", "paused"]
+    if any(row["quarantined"] for row in rows):
+        columns.append("quarantined")
     typer.echo(table(rows, columns))
 
 
@@ -144,7 +148,7 @@ def _set_paused(config: Path | None, name: str, paused: bool) -> None:
         _fail(f"no job named {name!r} in {cfg.path}", 2)
     try:
         _store(cfg).set_paused(name, paused)
-    except redis.RedisError as exc:
+    except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
     typer.echo(f"{name}: {'paused' if paused else 'resumed'}")
 
@@ -171,7 +175,7 @@ def jobs_missed(
     cfg = _config(config)
     try:
         records = _store(cfg).missed(count)
-    except redis.RedisError as exc:
+    except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
     if as_json:
         typer.echo(json.dumps(records, indent=2))
@@ -213,13 +217,12 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     store = _store(cfg)
     try:
         holder = read_holder(store.client, store.keys)
-        server_s, micros = store.client.time()
         settings = cfg.scheduler
         pending = store.outbox_size()
         record = status_record(
             holder,
             store.nodes(),
-            server_s + micros / 1e6,
+            store.server_time(),
             {
                 "namespace": settings.namespace,
                 "config_hash": cfg.hash,
@@ -233,9 +236,10 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
                     "full": pending >= settings.outbox_max,
                 },
                 "state_lost": store.state_lost(),
+                "quarantined": store.quarantined(),
             },
         )
-    except redis.RedisError as exc:
+    except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
     if as_json:
         typer.echo(json.dumps(record, indent=2))
@@ -257,6 +261,13 @@ def _print_status(record: dict[str, Any]) -> None:
     if record["state_lost"]:
         lost = record["state_lost"]
         typer.echo(f"STATE LOST: Redis lost its data; noticed {lost.get('noticed_at')}")
+    for warning in record["warnings"]:
+        typer.echo(f"WARNING: {warning}")
+    for job, found in sorted(record["quarantined"].items()):
+        typer.echo(
+            f"QUARANTINED: {job}: key {found.get('key')} holds {found.get('found')} "
+            "(not fired until it is fixed)"
+        )
     columns = [
         "node_id", "host", "pid", "leader", "clock_offset_ms", "clock_ok", "config_hash",
         "seen_ago_s",

@@ -72,7 +72,7 @@ class Node:
         self.lease = Lease(
             redis_client(settings.redis_url), self.keys, node_id, settings.lease_ttl, self.clock
         )
-        self.claims = Claims(redis_client(settings.redis_url), self.keys, ahead_s)
+        self.claims = Claims(redis_client(settings.redis_url), self.keys, ahead_s, self.clock)
         self.store = StateStore(self.claims.client, self.keys)
         self.heartbeat = Heartbeat(
             StateStore(redis_client(settings.redis_url), self.keys),
@@ -96,7 +96,7 @@ class Node:
             wait_for_replica=is_sentinel(settings.redis_url),
         )
         self.publisher = OutboxPublisher(
-            Claims(redis_client(settings.redis_url), self.keys, ahead_s), self.factory
+            Claims(redis_client(settings.redis_url), self.keys, ahead_s, self.clock), self.factory
         )
         self.engine: Engine | None = None
         self.quarantine = Quarantine(self.store, self.clock)

@@ -33,7 +33,9 @@ def job_rows(
     last_fires: Mapping[str, int],
     outcomes: Mapping[str, Mapping[str, Any]],
     paused: set[str],
+    quarantined: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
+    quarantined = quarantined or {}
     rows = []
     for name, job in sorted(config.jobs.items()):
         upcoming = next_slots(job, utc(now_s), 1)
@@ -49,6 +51,7 @@ def job_rows(
                 "last_run": None if last is None else slot_text(last),
                 "outcome": outcome.get("outcome"),
                 "paused": name in paused,
+                "quarantined": _quarantine_text(quarantined.get(name)),
                 "queue": job.queue,
             }
         )
@@ -68,13 +71,27 @@ def status_record(
     ]
     for record in recent:
         record["seen_ago_s"] = round(now_s - float(record.get("seen_at", 0)), 1)
+    policies = sorted({str(r.get("maxmemory_policy")) for r in recent} - {"None", "unknown"})
+    warnings = [
+        f"Redis maxmemory-policy is {policy}, not noeviction: Redis may evict the lease, "
+        "watermarks or outbox under memory pressure"
+        for policy in policies
+        if policy != "noeviction"
+    ]
     return {
         "leader": holder.node_id if holder else None,
+        "warnings": warnings,
         "fencing_token": holder.token if holder else None,
         "lease_left_ms": holder.left_ms if holder else None,
         **extra,
         "nodes": recent,
     }
+
+
+def _quarantine_text(found: Mapping[str, Any] | None) -> str | None:
+    if found is None:
+        return None
+    return f"key {found.get('key')} holds {found.get('found')}"
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

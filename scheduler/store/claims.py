@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from scheduler.clock import Clock, SystemClock
 from scheduler.errors import ClockSkew, LeaseLost, StateCorrupt
 from scheduler.records import AdoptFlag, ClaimReply, ClaimStatus, Corruption, FireClaim, MissedRange
 from scheduler.store.failures import redis_errors
@@ -58,9 +58,12 @@ class Claims:
     corrupt key aside. Every Redis failure comes out as StoreUnavailable (transient),
     StateCorrupt (deterministic), LeaseLost or ClockSkew; never as a redis-py error."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, max_ahead_s: int = 1) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, max_ahead_s: int = 1, clock: Clock | None = None
+    ) -> None:
         self.client = client
         self.keys = keys
+        self.clock = clock or SystemClock()
         # How far a slot may be ahead of Redis TIME (the allowed clock offset, whole seconds).
         self.max_ahead_s = max_ahead_s
         self._adopt = register(client, "adopt")
@@ -148,7 +151,7 @@ class Claims:
     def set_aside(self, lease_value: str, key: str, found: str) -> str | None:
         """Move a shared key that holds the wrong type (`found`) out of the way, keeping its
         value for inspection; the name it now has, or None if it changed meanwhile."""
-        target = self.keys.set_aside(key, int(time.time() * 1000))
+        target = self.keys.set_aside(key, int(self.clock.time() * 1000))
         with redis_errors(f"setting {key} aside"):
             reply = self._set_aside(keys=[self.keys.lease, key, target], args=[lease_value, found])
         if int(reply) < 0:

@@ -8,6 +8,7 @@ from typing import Any
 import redis
 
 from scheduler.clock import Clock, SystemClock
+from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 
 OUTCOMES = ("started", "succeeded", "failed", "retried")
@@ -15,6 +16,7 @@ OUTCOMES = ("started", "succeeded", "failed", "retried")
 _SYSTEM_CLOCK = SystemClock()
 
 
+@redis_errors("recording an outcome")
 def record_outcome(
     client: redis.Redis,
     namespace: str,
@@ -42,6 +44,7 @@ def record_outcome(
     client.hset(Keys(namespace).outcomes, job, json.dumps(record))
 
 
+@redis_errors("reading outcomes")
 def read_outcomes(client: redis.Redis, namespace: str) -> dict[str, dict[str, Any]]:
     """Outcome records by job; a garbled record reads as an "unreadable" outcome, not a crash."""
     raw: dict[bytes, bytes] = client.hgetall(Keys(namespace).outcomes)  # type: ignore[assignment]

@@ -21,6 +21,11 @@ class StateStore:
         self.client = client
         self.keys = keys
 
+    @redis_errors("reading Redis TIME")
+    def server_time(self) -> float:
+        seconds, micros = self.client.time()
+        return float(seconds) + micros / 1e6
+
     @redis_errors("reading the outbox size")
     def outbox_size(self) -> int:
         return int(self.client.llen(self.keys.outbox))

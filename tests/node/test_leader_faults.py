@@ -8,6 +8,7 @@ otherwise; `Rig.fired()` reads the queue list.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -15,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from scheduler import cli
 from scheduler.records import ClaimReply
 from scheduler.wire import slot_text
 from tests.node.conftest import QUEUE, Rig
@@ -228,3 +231,27 @@ def test_a_node_whose_lease_was_taken_over_is_refused_by_redis_alone(
     )
     new.node.turn()
     assert new.fired() == [("a", slots(new, 0)[0])]
+
+
+# -- what an operator sees -------------------------------------------------------------------
+
+
+def test_status_and_jobs_list_show_the_quarantine(rig_factory: RigFactory) -> None:
+    rig = rig_factory({"a": every_second(queue="broken"), "b": every_second()})
+    rig.redis.set("broken", "not a list")
+    rig.lead()
+    rig.tick()
+    runner = CliRunner()
+    listed = runner.invoke(cli.app, ["jobs", "list", "--json", "-c", str(rig.path)])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["a"]["quarantined"] == "key broken holds a string, not a queue list"
+    assert rows["b"]["quarantined"] is None
+    shown = runner.invoke(cli.app, ["status", "-c", str(rig.path)])
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "QUARANTINED: a: key broken holds a string, not a queue list (not fired until it is "
+        "fixed)" in shown.stdout.splitlines()
+    )
+    as_json = json.loads(runner.invoke(cli.app, ["status", "--json", "-c", str(rig.path)]).stdout)
+    assert as_json["quarantined"]["a"]["key"] == "broken"
