@@ -86,6 +86,15 @@ def run(
     clock_offset_s: Annotated[
         float, typer.Option("--clock-offset", hidden=True, help="Test knob: skew this node's clock")
     ] = 0.0,
+    no_deadline_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-deadline-check",
+            hidden=True,
+            help="Test knob: claim past this node's own lease deadline, so that only the "
+            "fence in Redis stops a stale leader",
+        ),
+    ] = False,
 ) -> None:
     """Run one node in the foreground until SIGTERM or SIGINT (SIGHUP reloads the config)."""
     from scheduler.node import Node  # noqa: PLC0415  (imports Celery and kombu)
@@ -100,6 +109,7 @@ def run(
         stream=sys.stderr,
     )
     node = Node(cfg, node_id or socket.gethostname(), SystemClock(clock_offset_s))
+    node.check_own_deadline = not no_deadline_check
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     signal.signal(signal.SIGINT, lambda *_: node.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: node.request_reload())

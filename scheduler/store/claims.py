@@ -132,7 +132,7 @@ class Claims:
                 args += [fire.job, fire.slot_s, fire.queue_key, fire.payload]
             with redis_errors("claiming slots"):
                 reply = self._claim(keys=keys, args=args)
-            _check_fenced(reply, "claiming slots")
+            _check_fenced(reply, "claim")
             pending_missed = []
             statuses.extend(ClaimStatus(int(status)) for status in reply[1])
             found = [part.decode(errors="replace") for part in reply[2]]

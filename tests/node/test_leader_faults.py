@@ -226,7 +226,7 @@ def test_a_node_whose_lease_was_taken_over_is_refused_by_redis_alone(
     old.node.turn()
     assert old.fired() == []
     assert old.node.lease.value is None  # it stepped down
-    assert "lease lost: claiming slots refused by the fencing check; standing by" in messages(
+    assert "lease lost: claim refused by the fencing check; standing by" in messages(
         caplog, logging.WARNING
     )
     new.node.turn()

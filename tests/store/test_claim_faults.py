@@ -80,7 +80,7 @@ def test_a_wrong_type_at_a_shared_key_writes_nothing_and_names_the_key(
         _claim(claims, lease, fires, [MissedRange("b", T0 - 9, T0 - 5, 5, "misfire_grace")],
                outbox_cap)  # fmt: skip
     assert (raised.value.key, raised.value.found) == (key, "string")
-    assert str(raised.value) == f"claiming slots: key {key} holds a string"
+    assert str(raised.value) == f"claim: key {key} holds a string"
     assert _snapshot(store, "celery") == before  # all or nothing: not one write
 
 
