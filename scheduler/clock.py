@@ -9,8 +9,6 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-import redis
-
 
 class Clock(Protocol):
     def time(self) -> float:
@@ -37,13 +35,3 @@ class SystemClock:
 
 def utc(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
-
-
-def offset_to_redis(client: redis.Redis, clock: Clock) -> tuple[float, float]:
-    """(offset, round trip) in seconds: Redis TIME minus our wall time at the midpoint."""
-    sent = clock.time()
-    sent_mono = clock.monotonic()
-    seconds, micros = client.time()
-    round_trip = clock.monotonic() - sent_mono
-    server = seconds + micros / 1_000_000
-    return server - (sent + round_trip / 2), round_trip

@@ -13,7 +13,6 @@ loop is restarted by systemd instead of sitting on a healthy-looking process.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets
@@ -23,14 +22,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import redis
-
 from scheduler import __version__
-from scheduler.clock import Clock, offset_to_redis, utc
+from scheduler.clock import Clock, utc
 from scheduler.connections import tzdata_version
 from scheduler.errors import SchedulerError
 from scheduler.sdnotify import notify
-from scheduler.store.failures import redis_errors
+from scheduler.store.redis_time import offset_to_redis
 from scheduler.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -113,8 +110,7 @@ class Heartbeat:
         }
 
     def _measure_clock(self) -> None:
-        with redis_errors("reading Redis TIME"):
-            offset_s, _ = offset_to_redis(self.store.client, self.clock)
+        offset_s, _ = offset_to_redis(self.store.client, self.clock)
         ok = abs(offset_s) <= self.limit_s
         if ok != self.clock_ok or not self._measured:
             if ok and self._measured:
@@ -132,14 +128,7 @@ class Heartbeat:
         if self._policy_read_at is not None and now_s - self._policy_read_at < POLICY_CHECK_S:
             return
         self._policy_read_at = now_s
-        try:
-            reply: dict[Any, Any] = self.store.client.config_get("maxmemory-policy")
-            value = next(iter(reply.values()), "unknown")
-            found = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-        except redis.ResponseError:  # CONFIG renamed or denied: say so once, carry on
-            found = "unknown"
-        except redis.RedisError:
-            return  # unreachable: the clock measurement already said so
+        found = self.store.memory_policy()
         if found != self.memory_policy:
             if found == "unknown":
                 log.info(
@@ -158,11 +147,7 @@ class Heartbeat:
         self.memory_policy = found
 
     def _watch_epoch(self) -> None:
-        keys = self.store.keys
-        client = self.store.client
-        with redis_errors("watching the state epoch"):
-            client.set(keys.epoch, secrets.token_hex(8), nx=True)
-            epoch: bytes | None = client.get(keys.epoch)  # type: ignore[assignment]
+        epoch = self.store.epoch(secrets.token_hex(8))
         if self._epoch is not None and epoch != self._epoch:
             now_s = self.clock.time()
             log.error(
@@ -171,6 +156,5 @@ class Heartbeat:
                 "unknown and were not fired."
             )
             report = {"noticed_at": utc(now_s).isoformat(), "noticed_by": self.node_id}
-            with redis_errors("recording the state loss"):
-                client.set(keys.state_lost, json.dumps(report), nx=True)
+            self.store.report_state_lost(report)
         self._epoch = epoch

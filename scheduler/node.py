@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from scheduler import lease as leases
-from scheduler.clock import Clock, SystemClock, offset_to_redis
+from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, load_config
 from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
 from scheduler.dispatch import Dispatcher, Sent
@@ -35,8 +35,8 @@ from scheduler.quarantine import Quarantine, repairing
 from scheduler.records import AdoptFlag
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
-from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
+from scheduler.store.redis_time import offset_to_redis
 from scheduler.store.state import StateStore
 from scheduler.wire import slot_text
 
@@ -297,8 +297,7 @@ class Node:
     def _check_clock(self) -> None:
         """Before taking due slots: is our clock still where Redis says it is? A step on this
         host (bad NTP, a VM resumed) must not fire the future, nor anything early."""
-        with redis_errors("reading Redis TIME"):
-            offset_s, _ = offset_to_redis(self.claims.client, self.clock)
+        offset_s, _ = offset_to_redis(self.claims.client, self.clock)
         if abs(offset_s) > self.max_offset_s:
             raise ClockSkew(
                 f"this node's clock is {-offset_s:+.3f}s off Redis TIME "

@@ -10,6 +10,7 @@ from typing import Any
 
 import redis
 
+from scheduler.errors import StateCorrupt
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 
@@ -92,6 +93,28 @@ class StateStore:
             {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
             for _, fields in entries
         ]
+
+    @redis_errors("watching the state epoch")
+    def epoch(self, candidate: str) -> bytes | None:
+        """This dataset's epoch: `candidate` if none was written yet. When it changes, Redis
+        lost this deployment's data."""
+        self.client.set(self.keys.epoch, candidate, nx=True)
+        return self.client.get(self.keys.epoch)  # type: ignore[return-value]
+
+    @redis_errors("recording the state loss")
+    def report_state_lost(self, report: dict[str, Any]) -> None:
+        self.client.set(self.keys.state_lost, json.dumps(report), nx=True)
+
+    def memory_policy(self) -> str:
+        """Redis's maxmemory-policy; "unknown" where CONFIG is renamed or denied (managed Redis,
+        ACLs). Raises StoreUnavailable when Redis cannot be reached."""
+        try:
+            with redis_errors("reading maxmemory-policy"):
+                reply: dict[Any, Any] = self.client.config_get("maxmemory-policy")
+        except StateCorrupt:  # an error reply to CONFIG: not allowed here, not our data
+            return "unknown"
+        value = next(iter(reply.values()), "unknown")
+        return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
     @redis_errors("reading the state-lost report")
     def state_lost(self) -> dict[str, Any] | None:

@@ -83,3 +83,15 @@ def test_celery_finds_our_app_in_jobs_celery(tmp_path: Path) -> None:
             "broker": "redis://127.0.0.1:1/3",
             "tzpath": [],
         }, setup
+
+
+def test_the_pure_core_imports_nothing_that_talks_to_redis_or_celery() -> None:
+    """The engine and the policy work on records: no Redis client, no Celery, no store."""
+    completed = subprocess.run(
+        [sys.executable, "-c",
+         "import sys, scheduler.engine, scheduler.policy, scheduler.records, scheduler.wire; "
+         "print(sorted({m.split('.')[0] for m in sys.modules} & {'redis', 'celery', 'kombu'}), "
+         "sorted(m for m in sys.modules if m.startswith('scheduler.store')))"],
+        check=True, capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert completed.stdout.strip() == "[] []"
