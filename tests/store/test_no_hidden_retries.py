@@ -20,8 +20,9 @@ import redis
 from scheduler.connections import Timeouts, redis_client
 from scheduler.errors import StoreUnavailable
 from scheduler.lease import Lease
+from scheduler.records import FireClaim
+from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
-from scheduler.store.scripts import register
 from tests.chaos.proxy import CutMode, TcpProxy
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer
@@ -59,35 +60,18 @@ def acquire(lease: Lease) -> None:
 
 
 def claim(lease: Lease) -> None:
-    """The claim script over the same kind of client: the call a leader makes per burst.
-
-    Called through scripts.register, not the store class that wraps it (being reworked), so
-    what it raises is redis-py's own; the point here is how often it is sent.
-    """
-    keys = KEYS
+    """The claim a leader makes per burst, over the lease's kind of client."""
     assert lease.value is not None
     assert lease.token is not None
-    register(lease.client, "claim")(
-        keys=[
-            keys.lease,
-            keys.watermarks,
-            keys.last_fire,
-            keys.history,
-            keys.missed,
-            keys.paused,
-            keys.paused_skips,
-            keys.outbox,
-            keys.missed_open,
-        ],
-        args=[lease.value, lease.token, 10_000, 0, 1, 0, 1, "job", 1_800_000_000, "q", "m"],
+    Claims(lease.client, KEYS).claim(
+        lease.value, lease.token, [FireClaim("job", 1_700_000_000, "q", b"m")]
     )
 
 
 CALLS: dict[str, tuple[Callable[[Lease], None], type[Exception] | tuple[type[Exception], ...]]] = {
     "lease renew": (renew, StoreUnavailable),
     "lease acquire": (acquire, StoreUnavailable),
-    # StoreUnavailable too once the claim path translates redis-py's errors.
-    "claim": (claim, (StoreUnavailable, redis.TimeoutError)),
+    "claim": (claim, StoreUnavailable),
 }
 
 
