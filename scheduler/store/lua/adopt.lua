@@ -11,18 +11,10 @@
 -- {3, time} when `now` is later than Redis TIME plus the offset (the leader's clock stepped);
 -- else {1, w1, f1, w2, f2, ...}: the watermark of each job and a flag: 0 existing,
 -- 1 started now (no watermark), 2 reset now (not an integer), 3 reset now (out of range).
-local wanted = {'string', 'hash', 'stream'}
-for k = 1, #KEYS do
-  local found = redis.call('TYPE', KEYS[k])['ok']
-  if found ~= 'none' and found ~= wanted[k] then
-    if k == 1 then
-      return {0}
-    end
-    return {2, KEYS[k], found}
-  end
-end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {0}
+--@fenced
+local unfit = fenced({'string', 'hash', 'stream'})
+if unfit then
+  return unfit
 end
 local server_s = tonumber(redis.call('TIME')[1])
 local latest = server_s + tonumber(ARGV[3])

@@ -24,18 +24,10 @@
 -- 4 not claimed because the outbox is full, 5 corrupt (see corrupt), 6 later than Redis TIME
 -- plus the allowed offset; corrupt lists job, key, what was found (3 per entry); refused is
 -- the number of missed ranges refused as later than TIME plus the offset.
-local wanted = {'string', 'hash', 'hash', 'stream', 'stream', 'set', 'hash', 'list', 'hash'}
-for k = 1, #KEYS do
-  local found = redis.call('TYPE', KEYS[k])['ok']
-  if found ~= 'none' and found ~= wanted[k] then
-    if k == 1 then
-      return {0}
-    end
-    return {2, KEYS[k], found}
-  end
-end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
-  return {0}
+--@fenced
+local unfit = fenced({'string', 'hash', 'hash', 'stream', 'stream', 'set', 'hash', 'list', 'hash'})
+if unfit then
+  return unfit
 end
 local token, cap = ARGV[2], ARGV[3]
 local outbox_cap = tonumber(ARGV[4])
