@@ -168,7 +168,7 @@ class Dispatcher:
 
     @staticmethod
     def _count(
-        sent: Sent, chunk: Sequence[tuple[JobSpec, int]], statuses: list[ClaimStatus], token: int
+        sent: Sent, chunk: Sequence[tuple[JobSpec, int]], statuses: list[int], token: int
     ) -> None:
         sent.fired += statuses.count(ClaimStatus.CLAIMED)
         sent.paused += statuses.count(ClaimStatus.PAUSED)

@@ -249,7 +249,7 @@ class Node:
                 self._take_over(value, token)
             engine = self.engine
             assert engine is not None
-            retry = self.quarantine.to_retry(set(engine.watermarks))
+            retry = self.quarantine.to_retry(engine.watermarks.keys())
             if retry:
                 engine.reset(self._adopt(value, retry))
             now = self.clock.time()

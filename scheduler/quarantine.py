@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TypeVar
 
 from scheduler.clock import Clock
@@ -77,8 +78,9 @@ class Quarantine:
         if healed:
             _best_effort(lambda: self.store.release_quarantine(healed))
 
-    def to_retry(self, on_agenda: set[str]) -> set[str]:
-        """Quarantined jobs to put back on the agenda now (a claim then tells), if it is time."""
+    def to_retry(self, on_agenda: AbstractSet[str]) -> set[str]:
+        """Quarantined jobs to put back on the agenda now (a claim then tells), if it is time.
+        Called every turn: costs nothing while no job is quarantined."""
         now = self.clock.monotonic()
         if not self.jobs or now - self._tried_at < self.retry_s:
             return set()

@@ -67,7 +67,8 @@ class Corruption:
 
 @dataclass(frozen=True, slots=True)
 class ClaimReply:
-    """The claim script's answer: a status per fire, and what made a fire CORRUPT."""
+    """The claim script's answer: a status per fire (a ClaimStatus value), and what made a fire
+    CORRUPT."""
 
-    statuses: list[ClaimStatus]
+    statuses: list[int]
     corrupt: list[Corruption]

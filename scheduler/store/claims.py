@@ -13,7 +13,7 @@ import redis
 
 from scheduler.clock import Clock, SystemClock
 from scheduler.errors import ClockSkew, LeaseLost, StateCorrupt
-from scheduler.records import AdoptFlag, ClaimReply, ClaimStatus, Corruption, FireClaim, MissedRange
+from scheduler.records import AdoptFlag, ClaimReply, Corruption, FireClaim, MissedRange
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.scripts import register
@@ -104,7 +104,7 @@ class Claims:
         wrong value of one job makes its fires CORRUPT (named in the reply), a wrong shared
         key raises StateCorrupt, a lost lease LeaseLost; nothing of that chunk is written.
         """
-        statuses: list[ClaimStatus] = []
+        statuses: list[int] = []
         corrupt: list[Corruption] = []
         keys = [
             self.keys.lease,
@@ -134,7 +134,8 @@ class Claims:
                 reply = self._claim(keys=keys, args=args)
             _check_fenced(reply, "claim")
             pending_missed = []
-            statuses.extend(ClaimStatus(int(status)) for status in reply[1])
+            # Plain ints (ClaimStatus compares equal): a burst spares an enum per fire.
+            statuses.extend(reply[1])
             found = [part.decode(errors="replace") for part in reply[2]]
             for index in range(0, len(found), 3):
                 job, key, what = found[index : index + 3]
