@@ -129,18 +129,21 @@ for _ = 1, tonumber(ARGV[6]) do
 end
 
 local any_paused = redis.call('SCARD', KEYS[6]) > 0
-local fires = {}
-local statuses = {}
-for f = 1, tonumber(ARGV[i]) do
-  local base = i + 1 + (f - 1) * 4
-  local job, slot, queue, message = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  fires[f] = {job, slot, queue, message, slot_value(slot)}
-  if fires[f][5] == nil then
+-- Fires are read straight from ARGV in both phases (no table per fire: a burst has 1,000).
+local first_fire, fires = i + 1, tonumber(ARGV[i])
+local statuses, slot_ns = {}, {}
+for f = 1, fires do
+  local base = first_fire + (f - 1) * 4
+  local job = ARGV[base]
+  -- Slots come from the leader as integers: only their bound needs checking.
+  local slot_n = tonumber(ARGV[base + 1])
+  slot_ns[f] = slot_n
+  if not slot_n or slot_n > latest then
     statuses[f] = 6
   else
     watermark(job)
     open_gap(job)
-    queue_usable(job, queue)
+    queue_usable(job, ARGV[base + 2])
   end
 end
 
@@ -177,8 +180,10 @@ local function flush(command, key, values)
 end
 local new_marks, new_last, pushes, queues, outbox = {}, {}, {}, {}, {}
 local outbox_size = outbox_cap > 0 and redis.call('LLEN', KEYS[8]) or 0
-for f, fire in ipairs(fires) do
-  local job, slot, queue, message, slot_n = unpack(fire)
+for f = 1, fires do
+  local base = first_fire + (f - 1) * 4
+  local job, slot, queue, message = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
+  local slot_n = slot_ns[f]
   if statuses[f] then
     -- later than TIME plus the offset: already decided
   elseif bad[job] then
