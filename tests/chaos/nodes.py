@@ -4,11 +4,13 @@ restarts under the same node id, and fast reads of the lease straight from Redis
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import random
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,28 @@ from .observe import (
 
 EXIT_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 30.0
+SCRIPT_COMMANDS = ("evalsha", "eval")
+
+
+def local_tcp_ports(pid: int) -> set[int]:
+    """The local ports of the TCP sockets process `pid` holds (Linux /proc; a stopped process
+    can be read too): how Redis's CLIENT LIST tells one node's connections from another's."""
+    inodes = set()
+    fd_dir = f"/proc/{pid}/fd"
+    for name in os.listdir(fd_dir):
+        with contextlib.suppress(OSError):  # an fd closed meanwhile
+            target = os.readlink(f"{fd_dir}/{name}")
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table, encoding="ascii") as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                if fields[9] in inodes:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 @dataclass
@@ -115,6 +139,34 @@ class ChaosCluster(Cluster):
             return read_holder(self.client(), self.keys)
         except redis.RedisError:
             return None
+
+    def connections_of(self, node_id: str) -> list[dict[str, Any]]:
+        """CLIENT LIST entries of the current process of `node_id` (its Redis connections)."""
+        ports = local_tcp_ports(self.nodes[node_id].pid)
+        return [
+            entry
+            for entry in self.client().client_list()
+            if int(str(entry.get("addr", ":0")).rsplit(":", 1)[1]) in ports
+        ]
+
+    def parked_scripts(self, node_id: str) -> int:
+        """How many scripts (EVALSHA/EVAL) of `node_id` Redis holds back under `writes_paused`."""
+        return sum(
+            1
+            for entry in self.connections_of(node_id)
+            if "b" in str(entry.get("flags", "")) and entry.get("cmd") in SCRIPT_COMMANDS
+        )
+
+    @contextlib.contextmanager
+    def writes_paused(self, timeout_ms: int) -> Iterator[None]:
+        """CLIENT PAUSE WRITE for the block (at most `timeout_ms`: Redis lifts it by itself):
+        every client's scripts and writes wait in Redis, reads are answered. Lifted on exit."""
+        client = self.client()
+        client.client_pause(timeout_ms, all=False)
+        try:
+            yield
+        finally:
+            client.client_unpause()
 
     def node_records(self) -> dict[str, dict[str, Any]]:
         try:
