@@ -11,7 +11,16 @@ the fencing check inside Redis stops it. Since message building became fast that
 test counts it (``fence_refusals_logged``).
 
 The second test does the same with RabbitMQ through the outbox, with a worker: repeats at the
-broker are allowed there, only under the same task id, and the worker hook runs each slot once."""
+broker are allowed there, only under the same task id, and the worker hook runs each slot once.
+
+The third runs every node with ``--no-deadline-check``: a woken zombie no longer stops at its
+own deadline, so only the fence in Redis stops it. Each of its stops is aimed just after the
+leader claimed a slot and lasts until the successor claimed past the zombie's next slot, so
+every zombie wakes with a slot due; and while it wakes, Redis holds back scripts (CLIENT PAUSE
+WRITE) until the zombie's claim has arrived, so its keeper cannot learn of the lost lease first
+and drop it before the main loop reads it (a race the main loop usually wins, but not always).
+Then each stop ends in exactly one refusal by the fencing check, a step-down, and no claim
+under the zombie's token: deterministic, so the test asserts it."""
 
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ import random
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pytest
 
@@ -27,6 +37,7 @@ from tests.integration.harness import PARKED, Child, catching_up, fired_messages
 
 from .nodes import ChaosCluster
 from .observe import (
+    Claim,
     fenced_claims,
     owned_amqp_queues,
     pairs_of,
@@ -49,14 +60,27 @@ FENCE_REFUSED = "claim refused by the fencing check"
 LEASE_TTL_S = 1.0
 STOPS = pick(2, 30)
 TIMEOUT_S = pick(120, 1200)
+# The fence-alone variant: no bulk jobs (it aims its stops by the leader's claims instead).
+NO_DEADLINE_CHECK = "--no-deadline-check"
+FENCE_STOPS = pick(4, 40)
+# How long Redis may hold scripts back while a zombie wakes: under the nodes' 0.5 s socket
+# timeout (scheduler/connections.py), so no one's call times out meanwhile.
+WAKE_PAUSE_MS = 400
+STEPPED_DOWN = "no longer leading (fencing token {token})"
+# The keeper gives the lease up by itself after this long without a loop turn (3 lease TTLs,
+# scheduler/node.py), dropping it without asking Redis: a stop must stay well under it.
+LOOP_STALL_S = 3 * LEASE_TTL_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(TIMEOUT_S)]
 
 
-def bring_up(cluster: ChaosCluster, worker: Child | None = None) -> None:
-    """Start the nodes with their clock offsets, the one ahead first, so it leads first."""
+def bring_up(
+    cluster: ChaosCluster, worker: Child | None = None, extra_args: Sequence[str] = ()
+) -> None:
+    """Start the nodes with their clock offsets (and `extra_args`), the one ahead first, so it
+    leads first."""
     for node_id, offset_s in CLOCK_OFFSET_S.items():
-        cluster.node_args[node_id] = ["--clock-offset", str(offset_s)]
+        cluster.node_args[node_id] = ["--clock-offset", str(offset_s), *extra_args]
     cluster.bring_up_all(NODES[0])
     cluster.bring_up_all(*NODES[1:], worker=worker)
     assert cluster.wait_holder().node_id == NODES[0]
@@ -175,3 +199,126 @@ def test_woken_zombie_with_outbox_repeats_only_same_ids(
     assert not late, late[:10]
     assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
     assert_outbox_promise(run, cluster.namespace, JOBS)
+
+
+@dataclass(frozen=True)
+class Woken:
+    """One stop of the fence-alone variant: who was stopped, and what it logged once woken."""
+
+    node_id: str
+    token: int
+    stopped_at_ms: int
+    stopped_s: float  # from SIGSTOP to SIGCONT
+    log: str  # the zombie's log from its SIGCONT until two slots after its step-down
+
+    def problems(self, claims: Sequence[Claim]) -> list[str]:
+        """What this stop did wrong: anything but one refused claim, then the step-down, and no
+        claim under the zombie's token after it was stopped."""
+        found = []
+        refusals = self.log.count(FENCE_REFUSED)
+        if refusals != 1:
+            found.append(f"{refusals} fence refusals logged, not 1")
+        refused_at = self.log.find(FENCE_REFUSED)
+        stepped_down = self.log.find(STEPPED_DOWN.format(token=self.token), max(refused_at, 0))
+        if refused_at < 0 or stepped_down < 0:
+            found.append("no step-down after a fence refusal")
+        found += [
+            f"claimed {c.job}@{c.slot_s} {c.at_ms - self.stopped_at_ms} ms after its stop"
+            for c in claims
+            if c.token == self.token and c.at_ms >= self.stopped_at_ms
+        ]
+        if found:
+            found.append(f"its log after SIGCONT:\n{self.log}")
+        return [f"{self.node_id} (token {self.token}): {problem}" for problem in found]
+
+
+def stop_leader_fence_alone(cluster: ChaosCluster, figures: Figures) -> Woken:
+    """SIGSTOP the leader just after it claimed a slot, until the successor claimed past the
+    zombie's next slot; SIGCONT it while Redis holds scripts back, until the zombie's keeper and
+    main loop both sent theirs. The woken zombie, described."""
+    # Aim at the instant after the leader's claim of a slot: its loop has just turned (so the
+    # keeper finds it alive when it wakes) and its next slot is the one after.
+    claim = cluster.wait_first_claim_after(time.time())
+    zombie = cluster.wait_holder()
+    assert claim.token == zombie.token, (claim, zombie)
+    child = cluster.nodes[zombie.node_id]
+    child.signal(signal.SIGSTOP)
+    stopped_at = time.time()
+    figures.faults += 1
+    log_from = len(child.log_text())  # it writes nothing while stopped
+    resumed = False
+    try:
+        successor = cluster.wait_holder(after=zombie)
+        figures.gap(cluster.wait_claim_by(successor.token).at_ms / 1000 - stopped_at)
+        # Its next slot is due once its clock reads it; the successor claims a slot no earlier
+        # than its own clock reads that one. Keep the zombie frozen until the successor claimed
+        # a slot that proves the zombie's next one due (and already claimed by the successor).
+        next_s = claim.slot_s + 1
+        due_s = next_s - CLOCK_OFFSET_S[zombie.node_id] + CLOCK_OFFSET_S[successor.node_id]
+        cluster.wait_claimed(JOBS, math.ceil(due_s))
+        with cluster.writes_paused(WAKE_PAUSE_MS):
+            stopped_s = time.time() - stopped_at
+            child.signal(signal.SIGCONT)
+            resumed = True
+            # The keeper's renewal and the main loop's claim (sent with the lease value it read
+            # on waking) both wait in Redis; lifting the pause answers them, both refused.
+            cluster.wait_until(
+                lambda: cluster.parked_scripts(zombie.node_id) >= 2,
+                timeout_s=WAKE_PAUSE_MS / 1000 * 0.75,
+                what=f"the renewal and the claim of the woken {zombie.node_id}",
+                interval_s=0.005,
+            )
+    finally:
+        if not resumed:
+            child.signal(signal.SIGCONT)
+    stepped_down = STEPPED_DOWN.format(token=zombie.token)
+    cluster.wait_until(
+        lambda: stepped_down in child.log_text()[log_from:],
+        timeout_s=10.0,
+        what=f"{zombie.node_id} stepping down",
+    )
+    # Give it a few slots to misbehave in before the next stop.
+    cluster.wait_claimed(JOBS, math.ceil(time.time()) + 2)
+    assert child.alive(), child.tail()
+    return Woken(
+        zombie.node_id,
+        zombie.token,
+        round(stopped_at * 1000),
+        stopped_s,
+        child.log_text()[log_from:],
+    )
+
+
+def test_woken_zombie_without_deadline_check_is_refused_by_the_fence(
+    cluster: ChaosCluster, figures: Figures
+) -> None:
+    figures.scenario = "zombie, own deadline check off (fence alone)"
+    cluster.configure(
+        namespace="chaos-zombie-fence",
+        lease_ttl=f"{int(LEASE_TTL_S * 1000)}ms",
+        jobs=catching_up(*JOBS),
+    )
+    bring_up(cluster, extra_args=[NO_DEADLINE_CHECK])
+    window_first_s = open_window(cluster, JOBS)
+
+    woken = [stop_leader_fence_alone(cluster, figures) for _ in range(FENCE_STOPS)]
+    window_last_s = close_window(cluster, JOBS)
+
+    messages = fired_messages(cluster.client(), PARKED)
+    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    run.record(figures)
+    problems = [problem for each in woken for problem in each.problems(run.claims)]
+    refusals = sum(child.log_text().count(FENCE_REFUSED) for child in cluster.children.started)
+    figures.notes["fence_refusals_logged"] = refusals
+    figures.notes["stops_refused_once"] = sum(each.log.count(FENCE_REFUSED) == 1 for each in woken)
+    figures.notes["max_stop_s"] = round(max(each.stopped_s for each in woken), 3)
+    figures.notes["zombies"] = [each.node_id for each in woken]
+
+    assert run.at_broker.exact, run.at_broker.describe("parked queue")
+    assert run.claimed.exact, run.claimed.describe("claims")
+    assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
+    # The premise of one refusal per stop: no keeper found its loop stalled and let go.
+    assert all(each.stopped_s < LOOP_STALL_S for each in woken), figures.notes["max_stop_s"]
+    assert not problems, "\n".join(problems)
+    # No refusal anywhere else: one per stop, all the zombies'.
+    assert refusals == FENCE_STOPS, refusals
