@@ -40,11 +40,12 @@ def install(
     """Run `app`'s scheduler-fired tasks once per (job, slot) and report their outcomes.
 
     `settings` defaults to the scheduler's config file (``$SCHEDULER_CONFIG``). `started_ttl`
-    is how long a claim of a running task holds off repeats when the task has no hard time
-    limit; `done_ttl` how long a finished one does (docs/worker-hook.md). Call it before the
-    app creates its tasks (e.g. right after ``Celery(...)``): tasks created earlier keep their
-    class. Installing twice on one app replaces the first installation rather than recording
-    everything twice.
+    is how long a running task's claim lives between two renewals (the worker renews it every
+    third of that while the task runs), so how soon a dead worker's run may be taken over;
+    `done_ttl` is how long a finished run refuses repeats (docs/worker-hook.md). Call it before
+    the app creates its tasks (e.g. right after ``Celery(...)``): tasks created earlier keep
+    their class. Installing twice on one app replaces the first installation rather than
+    recording everything twice. Signal handlers are connected here, never on import.
     """
     settings = settings or load_worker_settings()
     redis_ = WorkerRedis(settings.redis_url)

@@ -1,4 +1,5 @@
-"""The run-once claim scripts against a real redis-server: what runs, what is a repeat."""
+"""The run-once claim scripts against a real redis-server: what runs, what is a repeat, whose
+claim a renewal may extend, and which of the package's errors a broken Redis raises."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 
 from jobs.runonce import DEFAULT_DONE_TTL
 from scheduler.connections import redis_client
+from scheduler.errors import StateCorrupt, StoreUnavailable
 from scheduler.store.keys import Keys
 from scheduler.store.runs import (
     DONE,
@@ -16,9 +18,10 @@ from scheduler.store.runs import (
     ClaimReply,
     ClaimStatus,
     FinishStatus,
+    RenewStatus,
     RunClaims,
 )
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, free_port
 from tests.integration.harness import wait_until
 
 KEYS = Keys("test-runs")
@@ -174,3 +177,79 @@ def test_bad_ttls_and_states_are_refused(claims: RunClaims) -> None:
     claim(claims, "a")
     with pytest.raises(ValueError, match="retrying or done"):
         finish(claims, "a", STARTED)
+
+
+def renew(claims: RunClaims, nonce: str, retries: int = 0, ttl: timedelta = HOUR) -> RenewStatus:
+    return claims.renew(task_id=TASK, nonce=nonce, ttl=ttl, retries=retries, worker="w1@host")
+
+
+def test_a_renewal_extends_only_its_own_started_claim(claims: RunClaims) -> None:
+    key = KEYS.run_claim(TASK)
+    claim(claims, "a", ttl=timedelta(seconds=5))
+    before = claims.read(TASK)
+    assert renew(claims, "a", ttl=HOUR) is RenewStatus.RENEWED
+    assert claims.client.pttl(key) > 5_000
+    assert claims.read(TASK) == before  # only the TTL changes: same state, since, worker
+    claims.client.pexpire(key, 5_000)
+    # Another delivery of the same attempt never extends it.
+    assert renew(claims, "b", ttl=HOUR) is RenewStatus.TAKEN_OVER
+    assert claims.client.pttl(key) <= 5_000
+    assert executions(claims) == [("w1@host", 0)]  # a renewal is no execution
+
+
+def test_a_renewal_never_shortens_a_finished_claim(claims: RunClaims) -> None:
+    claim(claims, "a")
+    finish(claims, "a")
+    assert renew(claims, "a", ttl=timedelta(seconds=3)) is RenewStatus.FINISHED
+    assert claims.client.pttl(KEYS.run_claim(TASK)) > timedelta(days=6).total_seconds() * 1000
+    assert (claims.read(TASK) or "").startswith(f"{DONE} 0 ")
+
+
+def test_a_renewal_leaves_a_later_attempts_claim_alone(claims: RunClaims) -> None:
+    claim(claims, "a", retries=0)
+    claim(claims, "b", retries=1, ttl=timedelta(seconds=5))
+    assert renew(claims, "a", retries=0) is RenewStatus.SUPERSEDED
+    assert claims.client.pttl(KEYS.run_claim(TASK)) <= 5_000
+
+
+def test_a_renewal_writes_a_lapsed_claim_afresh_unless_someone_claimed_it(
+    claims: RunClaims,
+) -> None:
+    claim(claims, "a")
+    claims.client.delete(KEYS.run_claim(TASK))  # lapsed, or lost by a Redis restart
+    assert renew(claims, "a", ttl=timedelta(seconds=30)) is RenewStatus.REWRITTEN
+    state, retries, _since, nonce, worker = (claims.read(TASK) or "").split(" ", 4)
+    assert (state, retries, nonce, worker) == (STARTED, "0", "a", "w1@host")
+    assert claim(claims, "b").status is ClaimStatus.REPEAT  # it holds repeats off again
+    claims.client.delete(KEYS.run_claim(TASK))
+    claim(claims, "c", worker="w2@host")
+    assert renew(claims, "a") is RenewStatus.TAKEN_OVER
+    assert (claims.read(TASK) or "").split(" ")[3] == "c"
+
+
+def test_a_key_of_the_wrong_type_is_state_corrupt(claims: RunClaims) -> None:
+    claims.client.hset(KEYS.run_claim(TASK), "not", "ours")
+    calls = [
+        lambda: claim(claims, "a"),
+        lambda: finish(claims, "a"),
+        lambda: renew(claims, "a"),
+        lambda: claims.release(task_id=TASK, nonce="a"),
+        lambda: claims.read(TASK),
+    ]
+    for call in calls:
+        with pytest.raises(StateCorrupt, match="WRONGTYPE"):
+            call()
+    claims.client.delete(KEYS.run_claim(TASK))
+    claims.client.hset(KEYS.executions, "not", "a stream")
+    with pytest.raises(StateCorrupt, match="executions stream"):
+        claims.executions()
+
+
+def test_an_unreachable_redis_is_store_unavailable() -> None:
+    down = RunClaims(redis_client(f"redis://127.0.0.1:{free_port()}/0"), KEYS)
+    with pytest.raises(StoreUnavailable, match=f"claiming the run of task {TASK}"):
+        claim(down, "a")
+    with pytest.raises(StoreUnavailable, match="renewing"):
+        renew(down, "a")
+    with pytest.raises(StoreUnavailable):
+        down.executions()
