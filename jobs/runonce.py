@@ -231,6 +231,9 @@ class ClaimKeeper:
                 self._settle([(held, _renew(held.attempt)) for held in due])
             except Exception:  # never let the keeper die: every held claim would lapse
                 log.exception("the run claim keeper failed; it goes on")
+                with self._cond:
+                    self._renewing.clear()  # only this thread adds to it; a drop may go on
+                    self._cond.notify_all()
                 time.sleep(RENEW_RETRY.total_seconds())  # a back-off, not a synchronisation
 
     def _wait_for_due(self) -> list[_Held]:
