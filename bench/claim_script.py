@@ -4,7 +4,8 @@ redis-server, so the ratio holds on a noisy machine.
 
     .venv/bin/python bench/claim_script.py [--against REV] [--rounds N]
 
-Times the whole EVALSHA round trip from the client, which is what a burst waits for.
+Every job has a watermark (it fired the slot before), as in a steady burst. Times the whole
+EVALSHA round trip from the client, which is what a burst waits for.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ def main() -> None:
                 client.flushall()
                 client.set(KEYS[0], LEASE)
                 slot_s += 1
+                # Jobs that fired before: the script reads each one's watermark.
+                client.hset(KEYS[1], mapping={f"job{index}": slot_s - 1 for index in range(FIRES)})
                 argv = chunk_args(slot_s, with_offset)
                 started = time.perf_counter()
                 script(keys=KEYS, args=argv)

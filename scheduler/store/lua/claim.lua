@@ -33,13 +33,11 @@ local token, cap = ARGV[2], ARGV[3]
 local outbox_cap = tonumber(ARGV[4])
 local latest = tonumber(redis.call('TIME')[1]) + tonumber(ARGV[5])
 
--- An integer slot in [0, latest], or nil: what a watermark or a slot of ours can be.
+-- A whole number of seconds in [0, latest], or nil: what a watermark or a slot of ours can be.
+-- (Checked by value, not by pattern: this runs once per fire of a burst.)
 local function slot_value(text)
-  if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then
-    return nil
-  end
   local value = tonumber(text)
-  if value > latest then
+  if value == nil or value < 0 or value > latest or value ~= math.floor(value) then
     return nil
   end
   return value
