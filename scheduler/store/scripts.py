@@ -8,7 +8,6 @@ from importlib.resources import files
 import redis
 from redis.commands.core import Script
 
-
 # A script line that is replaced by the shared opening in lua/fenced.lua.
 FENCED_MARK = "--@fenced\n"
 
