@@ -24,6 +24,10 @@ class AtTrigger:
         """``at`` if it is strictly after ``after``, else None."""
         return self.at if to_epoch_s(after) < self._at_s else None
 
+    def previous_slot(self, at_or_before: datetime) -> datetime | None:
+        """``at`` if it is at or before ``at_or_before``, else None."""
+        return self.at if self._at_s <= to_epoch_s(at_or_before) else None
+
     def count_slots_between(self, after: datetime, until: datetime) -> int:
         """1 if ``at`` lies in ``(after, until]``, else 0."""
         return int(to_epoch_s(after) < self._at_s <= to_epoch_s(until))

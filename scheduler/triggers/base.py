@@ -1,7 +1,7 @@
 """The trigger interface and the helpers every trigger shares.
 
-A trigger is pure time math: given an instant it names the next slot, with no I/O, no clock
-and no state that changes. Slots are aware UTC datetimes in whole seconds.
+A trigger is pure time math: given an instant it names the next slot (or the previous one),
+with no I/O, no clock and no state that changes. Slots are aware UTC datetimes in whole seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ class Trigger(Protocol):
         """The first slot strictly after ``after`` (aware, any zone), in UTC; None if none."""
         ...
 
+    def previous_slot(self, at_or_before: datetime) -> datetime | None:
+        """The last slot at or before ``at_or_before`` (aware, any zone), in UTC; None if none.
+
+        Exactly the last slot that walking ``next_slot`` would reach, found without the walk.
+        """
+        ...
+
     def describe(self) -> str:
         """Short human text for logs and ``jobs list``, e.g. ``every 30s from …``."""
         ...
@@ -25,7 +32,8 @@ class Trigger(Protocol):
 
 @runtime_checkable
 class CountableTrigger(Trigger, Protocol):
-    """A trigger that can count its slots without walking them (``every``: O(1) arithmetic)."""
+    """A trigger that can count its slots without walking them (``every``: O(1) arithmetic,
+    ``cron``: O(periods + months), see ``CronTrigger.count_slots_between``)."""
 
     def count_slots_between(self, after: datetime, until: datetime) -> int:
         """How many slots lie in ``(after, until]``."""

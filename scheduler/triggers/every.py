@@ -59,6 +59,13 @@ class EveryTrigger:
         slot_s = self._start_s + ((after_s - self._start_s) // self.every_s + 1) * self.every_s
         return from_epoch_s(slot_s) if slot_s <= LAST_EPOCH_S else None
 
+    def previous_slot(self, at_or_before: datetime) -> datetime | None:
+        """The last grid point at or before ``at_or_before``; None before ``start``."""
+        at_s = min(to_epoch_s(at_or_before), LAST_EPOCH_S)  # next_slot stops at the year 9999
+        if at_s < self._start_s:
+            return None
+        return from_epoch_s(at_s - (at_s - self._start_s) % self.every_s)
+
     def count_slots_between(self, after: datetime, until: datetime) -> int:
         """How many grid points lie in ``(after, until]``, by arithmetic."""
         return max(0, self._count_up_to(to_epoch_s(until)) - self._count_up_to(to_epoch_s(after)))

@@ -23,6 +23,9 @@ class EveryTenMinutesWithoutShortcut:
     def next_slot(self, after: datetime) -> datetime | None:
         return EveryTrigger(600, utc("2026-01-01T00:00:00Z")).next_slot(after)
 
+    def previous_slot(self, at_or_before: datetime) -> datetime | None:
+        return EveryTrigger(600, utc("2026-01-01T00:00:00Z")).previous_slot(at_or_before)
+
     def describe(self) -> str:
         return "every 10 minutes, slowly"
 
@@ -35,7 +38,7 @@ def test_every_trigger_kind_satisfies_the_protocol() -> None:
         EveryTenMinutesWithoutShortcut(),
     ]
     countable = [isinstance(t, CountableTrigger) for t in triggers]
-    assert countable == [True, True, False, False]
+    assert countable == [True, True, True, False]
     assert isinstance(triggers[2], CronTrigger)
 
 

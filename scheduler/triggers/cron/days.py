@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import MAXYEAR, date
+from datetime import MAXYEAR, MINYEAR, date
 
 from scheduler.triggers.cron.fields import DayOfMonth, DayOfWeek
 
@@ -56,6 +56,11 @@ class DayRule:
     _every_day: bool = field(init=False, repr=False)
     _only_day_of_month: bool = field(init=False, repr=False)
     _sorted_days: tuple[int, ...] = field(init=False, repr=False)
+    # A month's matching days depend only on its length and the weekday of its 1st: at most
+    # 28 shapes, each worked out once (lazily) for walking backwards and counting.
+    _shapes: dict[int, tuple[int, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         dom_all = self.day_of_month.days == _ALL_DAYS  # 1-31 already covers L and W
@@ -74,7 +79,7 @@ class DayRule:
         month_start = start - day + 1
         while month_start <= end:
             if month in months:
-                found = self._first_in_month(year, month, day, month_start)
+                found = self._first_in_month(day, days_in_month(year, month), month_start % 7)
                 if found is not None:
                     ordinal = month_start + found - 1
                     return ordinal if ordinal <= end else None
@@ -87,15 +92,67 @@ class DayRule:
             month_start = date(year, month, 1).toordinal()
         return None
 
-    def _first_in_month(self, year: int, month: int, from_day: int, month_start: int) -> int | None:
-        length = days_in_month(year, month)
+    def last_day(self, start: int, end: int) -> int | None:
+        """The last matching day in ``[start, end]`` (ordinals), or None."""
+        months = self.months
+        last = date.fromordinal(end)
+        year, month, day = last.year, last.month, last.day
+        while True:
+            month_start = date(year, month, 1).toordinal()
+            if month in months:
+                shape = self._month_days(days_in_month(year, month), month_start % 7)
+                index = bisect_right(shape, day)
+                if index:
+                    ordinal = month_start + shape[index - 1] - 1
+                    return ordinal if ordinal >= start else None
+            if month_start <= start:
+                return None
+            index = bisect_left(months, month) - 1
+            if index < 0:
+                year, index = year - 1, len(months) - 1
+                if year < MINYEAR:
+                    return None
+            month, day = months[index], 31
+
+    def count_days(self, start: int, end: int) -> int:
+        """How many days in ``[start, end]`` (ordinals) match: O(months), not O(days)."""
+        if end < start:
+            return 0
+        months, total = self.months, 0
+        first = date.fromordinal(start)
+        year, month, day = first.year, first.month, first.day
+        month_start = start - day + 1
+        while month_start <= end:
+            length = days_in_month(year, month)
+            if month in months:
+                shape = self._month_days(length, month_start % 7)
+                total += bisect_right(shape, end - month_start + 1) - bisect_left(shape, day)
+            month_start += length
+            year, month, day = (year + 1, 1, 1) if month == 12 else (year, month + 1, 1)
+        return total
+
+    def _month_days(self, length: int, weekday_of_1st: int) -> tuple[int, ...]:
+        """The matching days (1-31) of a month in ``months`` with this shape, sorted."""
+        key = length * 7 + weekday_of_1st
+        days = self._shapes.get(key)
+        if days is None:
+            # Built from _first_in_month, so walking backwards and counting cannot disagree
+            # with walking forwards.
+            found = []
+            day = self._first_in_month(1, length, weekday_of_1st)
+            while day is not None:
+                found.append(day)
+                day = self._first_in_month(day + 1, length, weekday_of_1st)
+            days = self._shapes[key] = tuple(found)
+        return days
+
+    def _first_in_month(self, from_day: int, length: int, weekday_of_1st: int) -> int | None:
         if from_day > length:
             return None
         if self._every_day:
             return from_day
         if self._only_day_of_month:
-            return self._first_listed_day(from_day, length, month_start % 7)
-        weekday_of_1st = month_start % 7
+            return self._first_listed_day(from_day, length, weekday_of_1st)
         extra_days = self._special_days(length, weekday_of_1st)
         for day in range(from_day, length + 1):
             if self._matches(day, (weekday_of_1st + day - 1) % 7, length, extra_days):

@@ -71,6 +71,44 @@ class CronExpression:
             ordinal, second = found + 1, 0  # the rest of that day has no time left
         return None
 
+    def last_match(self, low_wall_s: int, high_wall_s: int) -> int | None:
+        """The last matching wall time in ``[low_wall_s, high_wall_s)``, or None."""
+        if high_wall_s <= low_wall_s:
+            return None
+        day, second = divmod(high_wall_s - 1, 86_400)
+        first_ordinal = _EPOCH_ORDINAL + low_wall_s // 86_400
+        ordinal = _EPOCH_ORDINAL + day
+        while ordinal >= first_ordinal:
+            found = self.days.last_day(first_ordinal, ordinal)
+            if found is None:
+                return None
+            time_s = self.times.last_at_or_before(second if found == ordinal else 86_399)
+            if time_s is not None:
+                wall_s = (found - _EPOCH_ORDINAL) * 86_400 + time_s
+                return wall_s if wall_s >= low_wall_s else None
+            ordinal, second = found - 1, 86_399  # the start of that day has no time left
+        return None
+
+    def count_matches(self, low_wall_s: int, high_wall_s: int) -> int:
+        """How many matching wall times lie in ``[low_wall_s, high_wall_s)``.
+
+        Every matching day has the same times, so this is (matching days) x (times per day),
+        less the times before ``low_wall_s`` on its day and plus those before ``high_wall_s``
+        on its day: O(months in the range) for the days, O(log) for the times.
+        """
+        if high_wall_s <= low_wall_s:
+            return 0
+        low_day, low_second = divmod(low_wall_s, 86_400)
+        high_day, high_second = divmod(high_wall_s, 86_400)
+        low_ordinal, high_ordinal = _EPOCH_ORDINAL + low_day, _EPOCH_ORDINAL + high_day
+        days, times = self.days, self.times
+        count = days.count_days(low_ordinal, high_ordinal - 1) * times.per_day
+        if low_second and days.count_days(low_ordinal, low_ordinal):
+            count -= times.count_before(low_second)
+        if high_second and days.count_days(high_ordinal, high_ordinal):
+            count += times.count_before(high_second)
+        return count
+
 
 def split_fields(text: str) -> list[str]:
     """The fields of ``text`` (macros expanded); 5 or 6 of them, else an error."""
