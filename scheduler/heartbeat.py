@@ -27,7 +27,7 @@ from scheduler.clock import Clock, utc
 from scheduler.connections import tzdata_version
 from scheduler.errors import SchedulerError
 from scheduler.sdnotify import notify
-from scheduler.store.redis_time import offset_to_redis
+from scheduler.store.redis_time import clearly_off, offset_to_redis
 from scheduler.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,8 @@ class Heartbeat:
         }
 
     def _measure_clock(self) -> None:
-        offset_s, _ = offset_to_redis(self.store.client, self.clock)
-        ok = abs(offset_s) <= self.limit_s
+        offset_s, round_trip_s = offset_to_redis(self.store.client, self.clock)
+        ok = not clearly_off(offset_s, round_trip_s, self.limit_s)
         if ok != self.clock_ok or not self._measured:
             if ok and self._measured:
                 log.info("clock offset to Redis back within limit: %.3fs", offset_s)

@@ -169,12 +169,13 @@ class Lease:
         if self.value is None:
             return False
         sent = self.clock.monotonic()
+        token = self.token  # the main loop may forget the lease while the renewal is out
         with redis_errors("renewing the lease"):
             renewed = self._renew(keys=[self.keys.lease], args=[self.value, self.ttl_ms])
         if renewed:
             self._deadline = sent + self.deadline_s
             return True
-        log.warning("lease lost: fencing token %s is no longer current", self.token)
+        log.warning("lease lost: fencing token %s is no longer current", token)
         self.forget()
         return False
 

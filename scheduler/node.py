@@ -36,7 +36,7 @@ from scheduler.records import AdoptFlag
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
-from scheduler.store.redis_time import offset_to_redis
+from scheduler.store.redis_time import clearly_off, offset_to_redis
 from scheduler.store.state import StateStore
 from scheduler.wire import slot_text
 
@@ -297,8 +297,8 @@ class Node:
     def _check_clock(self) -> None:
         """Before taking due slots: is our clock still where Redis says it is? A step on this
         host (bad NTP, a VM resumed) must not fire the future, nor anything early."""
-        offset_s, _ = offset_to_redis(self.claims.client, self.clock)
-        if abs(offset_s) > self.max_offset_s:
+        offset_s, round_trip_s = offset_to_redis(self.claims.client, self.clock)
+        if clearly_off(offset_s, round_trip_s, self.max_offset_s):
             raise ClockSkew(
                 f"this node's clock is {-offset_s:+.3f}s off Redis TIME "
                 f"(max_clock_offset {self.max_offset_s:g}s)"

@@ -17,3 +17,10 @@ def offset_to_redis(client: redis.Redis, clock: Clock) -> tuple[float, float]:
     round_trip = clock.monotonic() - sent_mono
     server = seconds + micros / 1_000_000
     return server - (sent + round_trip / 2), round_trip
+
+
+def clearly_off(offset_s: float, round_trip_s: float, limit_s: float) -> bool:
+    """Whether a clock measured `offset_s` off Redis is off by more than `limit_s` for sure:
+    the reply may have been read anywhere in its round trip, so half of it is doubt. A slow or
+    paused reply must not look like a clock step."""
+    return abs(offset_s) - round_trip_s / 2 > limit_s

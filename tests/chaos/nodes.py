@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from scheduler.errors import StoreUnavailable
 from scheduler.lease import LeaseHolder, read_holder
 from scheduler.store.keys import Keys
 from tests.integration.harness import Child, Cluster, fired_messages, slot_text
@@ -137,7 +138,7 @@ class ChaosCluster(Cluster):
         """The lease holder as Redis shows it now; None if nobody, or Redis did not answer."""
         try:
             return read_holder(self.client(), self.keys)
-        except redis.RedisError:
+        except StoreUnavailable:
             return None
 
     def connections_of(self, node_id: str) -> list[dict[str, Any]]:
