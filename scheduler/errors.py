@@ -26,14 +26,6 @@ class InvalidSchedule(SchedulerError, ValueError):
     """
 
 
-class UnknownJob(SchedulerError, LookupError):
-    """Raised when a command names a job the config does not define."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"no job named {name!r}")
-
-
 class StoreUnavailable(SchedulerError):
     """Raised when Redis cannot be reached, times out, or is not ready to serve (loading, a
     read-only replica, out of memory): transient, so the caller may try again."""
