@@ -26,7 +26,14 @@ from scheduler.config import Config, load_config
 from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
 from scheduler.dispatch import Dispatcher, Sent
 from scheduler.engine import Due, Engine
-from scheduler.errors import ClockSkew, ConfigError, LeaseLost, SchedulerError, StoreUnavailable
+from scheduler.errors import (
+    ClockSkew,
+    ConfigError,
+    LeaseLost,
+    SchedulerError,
+    StateCorrupt,
+    StoreUnavailable,
+)
 from scheduler.heartbeat import Heartbeat
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
@@ -46,6 +53,8 @@ log = logging.getLogger(__name__)
 MAX_SLEEP_S = 1.0
 STANDBY_POLL_S = 0.25
 RETRY_PAUSE_S = 0.05
+# After an error no rule foresaw: long enough not to flood the log, short next to a lease.
+UNEXPECTED_PAUSE_S = 1.0
 # A slot's messages are built this long before it (in the wait before the slot).
 PREPARE_AHEAD_S = 2.0
 # A main loop that has not turned for this many lease TTLs is stuck: stop renewing the lease
@@ -272,10 +281,17 @@ class Node:
         except StoreUnavailable as exc:
             log.warning("redis unavailable while leading: %s", exc)
             return RETRY_PAUSE_S
-        except Exception:  # no job's data may stop the loop: start over from what Redis holds
-            log.exception("leader loop: unexpected error; re-reading the state from Redis")
+        except StateCorrupt as exc:  # one that no quarantine or set-aside could take care of
+            log.error("%s; re-reading the state from Redis in %gs", exc, UNEXPECTED_PAUSE_S)
             self._step_down()
-            return RETRY_PAUSE_S
+            return UNEXPECTED_PAUSE_S
+        except Exception:  # no job's data may stop the loop: start over from what Redis holds
+            log.exception(
+                "leader loop: unexpected error; re-reading the state from Redis in %gs",
+                UNEXPECTED_PAUSE_S,
+            )
+            self._step_down()
+            return UNEXPECTED_PAUSE_S
         return self._prepare_next(token)
 
     def _prepare_next(self, token: int) -> float:

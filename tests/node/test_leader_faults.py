@@ -255,3 +255,26 @@ def test_status_and_jobs_list_show_the_quarantine(rig_factory: RigFactory) -> No
     )
     as_json = json.loads(runner.invoke(cli.app, ["status", "--json", "-c", str(rig.path)]).stdout)
     assert as_json["quarantined"]["a"]["key"] == "broken"
+
+
+def test_an_error_no_rule_foresaw_is_logged_and_the_loop_goes_on_from_redis(
+    rig_factory: RigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = rig_factory({"a": every_second(misfire_grace="1m")})
+    rig.lead()
+    engine = rig.node.engine
+    assert engine is not None
+
+    def broken(now_s: int) -> Any:
+        raise RuntimeError("a bug in deciding")
+
+    engine.take_due = broken  # type: ignore[method-assign]
+    rig.clock.advance(1)
+    assert rig.node.turn() == 1.0  # paused, not a tight loop
+    assert rig.fired() == []
+    assert any(
+        r.getMessage().startswith("leader loop: unexpected error") and r.exc_info
+        for r in caplog.records
+    )
+    rig.tick()  # a new engine, read from Redis: the slot missed by the error fires now
+    assert rig.fired() == [("a", slot) for slot in slots(rig, -1, 0)]
