@@ -16,7 +16,7 @@ from datetime import datetime
 from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
 from scheduler.records import MissedRange
-from scheduler.triggers import EveryTrigger, Trigger, count_slots, iter_slots
+from scheduler.triggers import Trigger, count_slots
 
 # A slot enqueued this late still counts as on time: a leader's normal lateness is milliseconds.
 ON_TIME_S = 1
@@ -48,50 +48,78 @@ def decide(job: JobSpec, after_s: int, now_s: int, next_slot_s: NextSlot | None 
 
     `next_slot_s` is the job's trigger in epoch seconds (the engine passes one that jobs with
     identical schedules share); by default the job's own trigger.
+
+    Costs the same however long the job was down: a missed range is bounded by the trigger's
+    `previous_slot` and counted by its arithmetic, and only slots that fire are listed (those
+    within the grace for "all", the newest for "latest", the on-time ones for "none"). A tick
+    with one slot due asks `next_slot_s` twice and nothing else, as it always did.
     """
-    step = next_slot_s or slots_of(job.trigger)
+    trigger = job.trigger
+    step = next_slot_s or slots_of(trigger)
     grace_s = int(job.misfire_grace.total_seconds())
     cutoff_s = now_s - grace_s - 1  # slots at or before this are later than the grace
     missed: list[MissedRange] = []
+    first_s = step(after_s)
     if cutoff_s > after_s:
-        stale = _span(job.trigger, after_s, cutoff_s)
+        stale = _span(trigger, first_s, after_s, cutoff_s)
         if stale is not None:
-            first, last, count = stale
-            missed.append(MissedRange(job.name, first, last, count, "misfire_grace"))
+            missed.append(MissedRange(job.name, *stale, "misfire_grace"))
+            first_s = step(cutoff_s)
         after_s = cutoff_s
-    due = []
-    slot = step(after_s)
-    while slot is not None and slot <= now_s:
-        due.append(slot)
-        slot = step(slot)
-    if not due:
-        return Decision((), tuple(missed), slot)
+    if first_s is None or first_s > now_s:
+        return Decision((), tuple(missed), first_s)
     if job.catchup == "all":
-        fire = due
-    elif job.catchup == "latest":
-        fire = due[-1:]
+        fire, next_s = _walk(step, first_s, now_s)
+        return Decision(fire, tuple(missed), next_s)
+    newest_s, next_s = first_s, step(first_s)
+    if next_s is not None and next_s <= now_s:  # more than one due: find the newest
+        last_s = _last_slot_s(trigger, first_s, now_s)
+        newest_s = next_s if last_s is None else last_s  # None: see _span
+        next_s = step(newest_s)
+    if job.catchup == "latest":
+        fire = (newest_s,)
+    elif newest_s == first_s:
+        fire = (first_s,) if now_s - first_s <= ON_TIME_S else ()
     else:
-        fire = [slot for slot in due if now_s - slot <= ON_TIME_S]
-    skipped = due[: len(due) - len(fire)] if job.catchup != "all" else []
-    if skipped:
-        missed.append(
-            MissedRange(job.name, skipped[0], skipped[-1], len(skipped), f"catchup={job.catchup}")
-        )
-    return Decision(tuple(fire), tuple(missed), slot)
+        fire, _ = _walk(step, step(max(after_s, now_s - ON_TIME_S - 1)), now_s)
+    if fire[:1] != (first_s,):  # what does not fire is everything due before what does
+        if newest_s == first_s:  # one slot due, and too late: no need to search or count
+            skipped: tuple[int, int, int] | None = (first_s, first_s, 1)
+        else:
+            skipped = _span(trigger, first_s, after_s, fire[0] - 1 if fire else newest_s)
+        if skipped is not None:
+            missed.append(MissedRange(job.name, *skipped, f"catchup={job.catchup}"))
+    return Decision(fire, tuple(missed), next_s)
 
 
-def _span(trigger: Trigger, after_s: int, until_s: int) -> tuple[int, int, int] | None:
-    """(first, last, count) of the slots in (after_s, until_s], without listing them."""
-    first = trigger.next_slot(utc(after_s))
-    if first is None or _seconds(first) > until_s:
+def _walk(step: NextSlot, slot: int | None, until_s: int) -> tuple[tuple[int, ...], int | None]:
+    """The slots from `slot` on up to until_s, listed; and the first slot after them."""
+    slots = []
+    while slot is not None and slot <= until_s:
+        slots.append(slot)
+        slot = step(slot)
+    return tuple(slots), slot
+
+
+def _last_slot_s(trigger: Trigger, after_s: int, until_s: int) -> int | None:
+    """The newest slot in (after_s, until_s], or None."""
+    slot = trigger.previous_slot(utc(until_s))
+    return None if slot is None or _seconds(slot) <= after_s else _seconds(slot)
+
+
+def _span(
+    trigger: Trigger, first_s: int | None, after_s: int, until_s: int
+) -> tuple[int, int, int] | None:
+    """(first, last, count) of the slots in (after_s, until_s], without listing them.
+
+    `first_s` is the first slot after after_s, known to the caller.
+    """
+    if first_s is None or first_s > until_s:
         return None
-    count = count_slots(trigger, utc(after_s), utc(until_s))
-    if isinstance(trigger, EveryTrigger):
-        return _seconds(first), _seconds(first) + (count - 1) * trigger.every_s, count
-    last = first
-    for last in iter_slots(trigger, first, utc(until_s)):  # noqa: B007 (we want the last one)
-        pass
-    return _seconds(first), _seconds(last), count
+    last_s = _last_slot_s(trigger, after_s, until_s)
+    if last_s is None:  # a cron gives up 401 years back, as walking forwards would from first_s
+        last_s = first_s
+    return first_s, last_s, count_slots(trigger, utc(after_s), utc(until_s))
 
 
 def _seconds(instant: datetime) -> int:
