@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
+from scheduler.config import load_config
 from scheduler.errors import InvalidSchedule
 from scheduler.triggers import EveryTrigger, count_slots, iter_slots
+from tests.configs import config_file
 
 from .helpers import iso, next_slots, utc
 
@@ -40,6 +43,24 @@ def test_grid_is_anchored_at_start_not_at_the_epoch() -> None:
         "2026-01-02T12:02:03Z",
         "2026-01-02T19:02:03Z",
     ]
+
+
+def _configured_every(tmp_path: Path, lines: str) -> EveryTrigger:
+    config = load_config(config_file(tmp_path, f'[jobs.tick]\ntask = "t"\n{lines}'), {})
+    trigger = config.jobs["tick"].trigger
+    assert isinstance(trigger, EveryTrigger)
+    return trigger
+
+
+def test_every_without_start_is_anchored_at_the_epoch(tmp_path: Path) -> None:
+    # 2026-01-01T00:00:00Z is 1,767,225,600 s, a multiple of 7: a grid point itself.
+    trigger = _configured_every(tmp_path, 'every = "7s"\n')
+    assert next_slots(trigger, START, 2) == ["2026-01-01T00:00:07Z", "2026-01-01T00:00:14Z"]
+
+
+def test_every_with_start_is_anchored_at_start(tmp_path: Path) -> None:
+    trigger = _configured_every(tmp_path, 'every = "7s"\nstart = "2026-01-01T00:00:03Z"\n')
+    assert next_slots(trigger, START, 2) == ["2026-01-01T00:00:03Z", "2026-01-01T00:00:10Z"]
 
 
 def test_start_in_another_zone_is_kept_as_the_same_instant() -> None:
