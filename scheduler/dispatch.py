@@ -20,9 +20,9 @@ from scheduler.engine import Due
 from scheduler.errors import ClockSkew
 from scheduler.jobspec import JobSpec
 from scheduler.messages import MessageFactory
+from scheduler.ports import LeaderStore
 from scheduler.records import ClaimStatus, Corruption, FireClaim, MissedRange
-from scheduler.store.claims import CLAIM_CHUNK, Claims
-from scheduler.store.failures import redis_errors
+from scheduler.store.claims import CLAIM_CHUNK
 from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Sent:
 class Dispatcher:
     def __init__(
         self,
-        claims: Claims,
+        claims: LeaderStore,
         factory: MessageFactory,
         atomic: bool,
         outbox_cap: int,
@@ -130,8 +130,7 @@ class Dispatcher:
         return sent
 
     def _wait_for_replica(self) -> None:
-        with redis_errors("waiting for a replica"):
-            acked = int(self.claims.client.wait(1, REPLICA_WAIT_MS))
+        acked = self.claims.wait_for_replicas(1, REPLICA_WAIT_MS)
         if acked >= 1:
             if self._unreplicated_since is not None:
                 log.info("a replica acknowledges claims again")

@@ -19,7 +19,8 @@ from kombu import Connection, Producer
 from scheduler.errors import LeaseLost, PublishFailed, SchedulerError
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
-from scheduler.store.claims import Claims, OutboxEntry
+from scheduler.ports import LeaderStore
+from scheduler.store.claims import OutboxEntry
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ MAX_PAUSE_S = 2.0
 
 
 class OutboxPublisher:
-    def __init__(self, claims: Claims, factory: MessageFactory) -> None:
+    def __init__(self, claims: LeaderStore, factory: MessageFactory) -> None:
         self.claims = claims
         self.factory = factory
         self._connection: Connection | None = None

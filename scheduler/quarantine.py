@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from scheduler.clock import Clock
 from scheduler.errors import SchedulerError, StateCorrupt
+from scheduler.ports import LeaderStore
 from scheduler.records import Corruption
-from scheduler.store.claims import Claims
 from scheduler.store.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Quarantine:
         return set(self.jobs) - on_agenda
 
 
-def repairing(claims: Claims, lease_value: str, call: Callable[[], T]) -> T:
+def repairing(claims: LeaderStore, lease_value: str, call: Callable[[], T]) -> T:
     """Run a fenced store call; a shared key of the wrong type is moved aside (logged), then
     the call is made again. Bounded: a key that keeps coming back raises StateCorrupt."""
     for attempt in range(SET_ASIDE_TRIES + 1):

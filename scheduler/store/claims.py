@@ -54,9 +54,10 @@ class OutboxEntry:
 
 
 class Claims:
-    """The fencing-checked primitives a leader needs: adopt watermarks, claim slots, set a
-    corrupt key aside. Every Redis failure comes out as StoreUnavailable (transient),
-    StateCorrupt (deterministic), LeaseLost or ClockSkew; never as a redis-py error."""
+    """The leader's store in Redis (`scheduler.ports.LeaderStore`): adopt watermarks, claim
+    slots, set a corrupt key aside, drain the outbox. Every Redis failure comes out as
+    StoreUnavailable (transient), StateCorrupt (deterministic), LeaseLost or ClockSkew; never as
+    a redis-py error."""
 
     def __init__(
         self, client: redis.Redis, keys: Keys, max_ahead_s: int = 1, clock: Clock | None = None
@@ -158,6 +159,10 @@ class Claims:
         if int(reply) < 0:
             raise LeaseLost("lease lost: setting a key aside refused by the fencing check")
         return target if int(reply) else None
+
+    @redis_errors("waiting for a replica")
+    def wait_for_replicas(self, replicas: int, timeout_ms: int) -> int:
+        return int(self.client.wait(replicas, timeout_ms))
 
     # -- the outbox (brokers other than this Redis) -----------------------------------------
 
