@@ -38,7 +38,7 @@ from scheduler.heartbeat import Heartbeat
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
-from scheduler.quarantine import Quarantine, repairing
+from scheduler.quarantine import Quarantine, names, repairing
 from scheduler.records import AdoptFlag
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
@@ -331,18 +331,21 @@ class Node:
     def _adopt(self, lease_value: str, jobs: Iterable[str]) -> dict[str, int]:
         """Watermarks of `jobs` from Redis; unreadable ones restart from now (logged)."""
         now_s = int(self.clock.time())
-        names = sorted(jobs)
+        wanted = sorted(jobs)
         adopted = repairing(
-            self.claims, lease_value, lambda: self.claims.adopt(lease_value, now_s, names)
+            self.claims, lease_value, lambda: self.claims.adopt(lease_value, now_s, wanted)
         )
         started = [job for job, (_, flag) in adopted.items() if flag == AdoptFlag.STARTED_NOW]
-        for job, (_, flag) in adopted.items():
-            if flag in (AdoptFlag.RESET_UNREADABLE, AdoptFlag.RESET_OUT_OF_RANGE):
-                what = "not a slot" if flag == AdoptFlag.RESET_UNREADABLE else "out of range"
+        for flag, what in (
+            (AdoptFlag.RESET_UNREADABLE, "not a whole number of seconds"),
+            (AdoptFlag.RESET_OUT_OF_RANGE, "negative or later than Redis TIME allows"),
+        ):
+            reset = [job for job, (_, found) in adopted.items() if found == flag]
+            if reset:
                 log.error(
-                    "watermark of %s in Redis was %s (later than Redis TIME allows, or not an "
-                    "integer); it restarts from now (%s), recorded in `jobs missed`",
-                    job,
+                    "watermark of %s in Redis was %s; restarted from now (%s), recorded in "
+                    "`jobs missed`",
+                    reset[0] if len(reset) == 1 else f"{len(reset)} jobs ({names(reset)})",
                     what,
                     slot_text(now_s),
                 )
@@ -351,7 +354,7 @@ class Node:
                 "%d job(s) without a watermark start from now (%s): %s",
                 len(started),
                 slot_text(now_s),
-                ", ".join(started[:20]) + (" ..." if len(started) > 20 else ""),
+                names(started),
             )
         return {job: mark for job, (mark, _) in adopted.items()}
 
@@ -378,13 +381,13 @@ class Node:
         """Bring the engine back in line with Redis for the slots that were not claimed."""
         assert self.engine is not None
         reread = set(sent.unclaimed)
-        for corruption in sent.corrupt:
-            assert corruption.job is not None
-            if corruption.key == self.keys.watermarks:
-                reread.add(corruption.job)  # adopt restarts it from now, recorded
-            else:
-                self.engine.drop({corruption.job})
-                self.quarantine.add(corruption)
+        # A garbage watermark restarts its job from now (adopt records it); anything else
+        # that is wrong for one job quarantines it. Each in one batch: there may be thousands.
+        wrong = [c for c in sent.corrupt if c.key != self.keys.watermarks]
+        reread.update(c.job for c in sent.corrupt if c.key == self.keys.watermarks and c.job)
+        if wrong:
+            self.engine.drop({c.job for c in wrong if c.job is not None})
+            self.quarantine.add(wrong)
         if self.quarantine.jobs:
             not_fired = {corruption.job for corruption in sent.corrupt} | sent.unclaimed
             self.quarantine.release({job.name for job, _ in due.fires} - not_fired)

@@ -11,7 +11,7 @@ aside, kept for inspection, and the scheduler starts it afresh: every other job 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import TypeVar
 
@@ -51,23 +51,31 @@ class Quarantine:
     def __contains__(self, job: object) -> bool:
         return job in self.jobs
 
-    def add(self, corruption: Corruption) -> None:
-        job = corruption.job
-        if job is None or job in self.jobs:
-            return  # still wrong at its retry: said already
-        self.jobs[job] = corruption
+    def add(self, corruptions: Iterable[Corruption]) -> None:
+        """Quarantine these jobs; one log line per kind of wrong value, not per job (a string
+        at a queue key that 10,000 jobs share is one problem)."""
+        fresh = [c for c in corruptions if c.job is not None and c.job not in self.jobs]
+        if not fresh:
+            return  # still wrong at their retry: said already
         self._tried_at = self.clock.monotonic()  # the next try is a whole retry_s away
-        log.error(
-            "job %s quarantined: key %s holds %s, not what the scheduler wrote; its slots are "
-            "not fired (tried again every %gs; what falls due meanwhile is caught up by its "
-            "policy or recorded as missed); every other job goes on",
-            job,
-            corruption.key,
-            corruption.found,
-            self.retry_s,
-        )
+        alike: dict[tuple[str, str], list[str]] = {}
+        for corruption in fresh:
+            assert corruption.job is not None
+            self.jobs[corruption.job] = corruption
+            alike.setdefault((corruption.key, corruption.found), []).append(corruption.job)
+        for (key, found), jobs in alike.items():
+            who = f"job {jobs[0]}" if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
+            log.error(
+                "%s quarantined: key %s holds %s, not what the scheduler wrote; its slots are "
+                "not fired (tried again every %gs; what falls due meanwhile is caught up by its "
+                "policy or recorded as missed); every other job goes on",
+                who,
+                key,
+                found,
+                self.retry_s,
+            )
         since = self.clock.time()
-        _best_effort(lambda: self.store.quarantine(job, corruption.key, corruption.found, since))
+        _best_effort(lambda: self.store.quarantine(fresh, since))
 
     def release(self, jobs: set[str]) -> None:
         """These jobs were claimed again: their values are readable now."""
@@ -107,6 +115,12 @@ def repairing(claims: LeaderStore, lease_value: str, call: Callable[[], T]) -> T
                 _SET_ASIDE_MEANS.get(name, "the scheduler starts it afresh"),
             )
     raise AssertionError("unreachable")
+
+
+def names(jobs: list[str], shown: int = 20) -> str:
+    """Job names for a log line: the first `shown`, sorted, and how many more."""
+    more = f" and {len(jobs) - shown} more" if len(jobs) > shown else ""
+    return ", ".join(sorted(jobs)[:shown]) + more
 
 
 def _best_effort(write: Callable[[], None]) -> None:

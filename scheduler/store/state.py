@@ -5,12 +5,13 @@ shown as unreadable, never a crash; Redis failures come out as the project's err
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
 from scheduler.errors import StateCorrupt
+from scheduler.records import Corruption
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 
@@ -155,10 +156,16 @@ class StateStore:
 
     # -- quarantine: jobs the leader set aside because of a wrong value in Redis -------------
 
-    @redis_errors("recording a quarantined job")
-    def quarantine(self, job: str, key: str, found: str, since_s: float) -> None:
-        record = {"key": key, "found": found, "since": round(since_s, 3)}
-        self.client.hset(self.keys.quarantine, job, json.dumps(record, sort_keys=True))
+    @redis_errors("recording quarantined jobs")
+    def quarantine(self, found: Sequence[Corruption], since_s: float) -> None:
+        """Record these jobs as quarantined, with the key and value found (one HSET)."""
+        records = {
+            c.job: json.dumps({"key": c.key, "found": c.found, "since": round(since_s, 3)})
+            for c in found
+            if c.job is not None
+        }
+        if records:
+            self.client.hset(self.keys.quarantine, mapping=records)  # type: ignore[arg-type]
 
     @redis_errors("releasing a quarantined job")
     def release_quarantine(self, jobs: Iterable[str]) -> None:

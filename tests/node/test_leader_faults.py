@@ -278,3 +278,28 @@ def test_an_error_no_rule_foresaw_is_logged_and_the_loop_goes_on_from_redis(
     )
     rig.tick()  # a new engine, read from Redis: the slot missed by the error fires now
     assert rig.fired() == [("a", slot) for slot in slots(rig, -1, 0)]
+
+
+def test_a_wrong_type_at_a_queue_many_jobs_share_is_one_problem_not_thousands(
+    rig_factory: RigFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`SET shared x` under 2,000 jobs: one log line, one quarantine write, the rest fire."""
+    jobs = {f"s{index:04d}": every_second(queue="shared") for index in range(2000)}
+    rig = rig_factory({**jobs, "other": every_second()})
+    rig.redis.set("shared", "x")
+    for index in range(0, 2000, 2):  # and garbage watermarks for half of them
+        rig.redis.hset("it:watermarks", f"s{index:04d}", "garbage")
+    rig.lead()
+    rig.tick()
+    assert rig.fired() == [("other", slots(rig, 0)[0])]
+    quarantined = [m for m in messages(caplog) if "quarantined" in m]
+    assert quarantined == [
+        "2000 jobs (" + ", ".join(sorted(jobs)[:20]) + " and 1980 more) quarantined: key "
+        "shared holds a string, not a queue list, not what the scheduler wrote; its slots are "
+        "not fired (tried again every 10s; what falls due meanwhile is caught up by its policy "
+        "or recorded as missed); every other job goes on"
+    ]
+    resets = [m for m in messages(caplog) if m.startswith("watermark of")]
+    assert len(resets) == 1
+    assert resets[0].startswith("watermark of 1000 jobs (s0000, s0002,")
+    assert len(rig.node.store.quarantined()) == 2000
