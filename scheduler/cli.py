@@ -24,6 +24,7 @@ from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client, same_redis, tzdata_version
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.lease import read_holder
+from scheduler.quarantine import names
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
@@ -273,11 +274,12 @@ def _print_status(record: dict[str, Any]) -> None:
         typer.echo(f"STATE LOST: Redis lost its data; noticed {lost.get('noticed_at')}")
     for warning in record["warnings"]:
         typer.echo(f"WARNING: {warning}")
+    alike: dict[tuple[str, str], list[str]] = {}
     for job, found in sorted(record["quarantined"].items()):
-        typer.echo(
-            f"QUARANTINED: {job}: key {found.get('key')} holds {found.get('found')} "
-            "(not fired until it is fixed)"
-        )
+        alike.setdefault((str(found.get("key")), str(found.get("found"))), []).append(job)
+    for (key, found), jobs in alike.items():
+        who = jobs[0] if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
+        typer.echo(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
     columns = [
         "node_id", "host", "pid", "leader", "clock_offset_ms", "clock_ok", "config_hash",
         "seen_ago_s",
