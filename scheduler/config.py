@@ -64,6 +64,9 @@ class SchedulerSettings(Strict):
     # broker when broker_url is left to default to redis_url.
     redis_password: str = ""
     redis_password_file: str = ""
+    # A secret key (a file, e.g. from systemd's LoadCredential=): with it every message is
+    # signed and the worker hook refuses unsigned or mis-signed ones (docs/guarantees.md).
+    message_key_file: str = ""
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
