@@ -22,13 +22,12 @@ from typing import Any
 
 from scheduler import lease as leases
 from scheduler.clock import Clock, SystemClock
-from scheduler.config import Config, load_config
+from scheduler.config import Config
 from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
 from scheduler.dispatch import Dispatcher, Sent
 from scheduler.engine import Due, Engine
 from scheduler.errors import (
     ClockSkew,
-    ConfigError,
     LeaseLost,
     SchedulerError,
     StateCorrupt,
@@ -40,6 +39,7 @@ from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
 from scheduler.quarantine import Quarantine, names, repairing
 from scheduler.records import AdoptFlag
+from scheduler.reload import PendingReload
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
@@ -117,6 +117,7 @@ class Node:
         self._keeper_stop = threading.Event()
         self._wake = threading.Event()
         self._reload = threading.Event()
+        self._reloading: PendingReload | None = None
         self._outbox_work = threading.Event()
 
     # -- control, safe to call from signal handlers -----------------------------------------
@@ -178,7 +179,10 @@ class Node:
         self._turned_at = self.clock.monotonic()
         if self._reload.is_set():
             self._reload.clear()
-            self._apply_reload()
+            self._start_reload()
+        if self._reloading is not None and self._reloading.done():
+            pending, self._reloading = self._reloading, None
+            self._apply_reload(pending)
         if self.lease.value is not None and (self.lease.held() or not self.check_own_deadline):
             return self._lead_once()
         self._step_down()
@@ -418,11 +422,16 @@ class Node:
         self.engine = None
         self._prepared_for = None
 
-    def _apply_reload(self) -> None:
-        try:
-            fresh = load_config(self.config.path)
-        except ConfigError as exc:
-            for problem in exc.problems:
+    def _start_reload(self) -> None:
+        if self._reloading is not None:
+            log.warning("reload refused: the previous reload is still reading the config")
+            return
+        self._reloading = PendingReload(self.config.path, self.clock)
+
+    def _apply_reload(self, pending: PendingReload) -> None:
+        fresh = pending.config
+        if fresh is None:
+            for problem in pending.problems:
                 log.error("reload refused, keeping the running config: %s", problem)
             return
         old, new = self.config.scheduler, fresh.scheduler
@@ -433,18 +442,21 @@ class Node:
         ):
             log.error("reload refused: redis_url, broker_url and namespace need a restart")
             return
-        self.config = fresh
-        self.factory.forget_templates()
-        if self.atomic:
-            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         if self.engine is not None and self.lease.value is not None:
             added = set(fresh.jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
             try:
-                marks = self._adopt(self.lease.value, added)
+                self.engine.replace_jobs(fresh.jobs, self._adopt(self.lease.value, added))
             except SchedulerError as exc:
                 log.warning("reload: could not read new watermarks (%s); standing by", exc)
                 self.lease.forget()
                 self._step_down()
                 return
-            self.engine.replace_jobs(fresh.jobs, marks)
+            except Exception:  # a value no validator foresaw: the running config goes on
+                log.exception("reload refused: the new config could not be applied")
+                self._step_down()  # the engine is re-read from Redis with the running config
+                return
+        self.config = fresh
+        self.factory.forget_templates()
+        if self.atomic:
+            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         log.info("config reloaded: %d jobs, hash %s", len(fresh.jobs), fresh.hash)
