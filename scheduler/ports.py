@@ -51,3 +51,8 @@ class LeaderStore(Protocol):
     def outbox_ack(self, lease_value: str, published: Sequence[bytes]) -> int:
         """Remove published messages from the outbox head; how many were removed."""
         ...
+
+    def outbox_quarantine(self, lease_value: str, entry: bytes) -> bool:
+        """Move an unreadable entry from the outbox head to the quarantine; False if the head
+        was another entry (someone else moved it)."""
+        ...

@@ -11,8 +11,12 @@ between publishing and removing; it carries the same task id, so the worker hook
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 from kombu import Connection, Producer
 
@@ -20,7 +24,7 @@ from scheduler.errors import LeaseLost, PublishFailed, SchedulerError
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
 from scheduler.ports import LeaderStore
-from scheduler.store.claims import OutboxEntry
+from scheduler.wire import HEADER_JOB, HEADER_SLOT
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,81 @@ BROKER_CONNECT_TIMEOUT_S = 2.0
 IDLE_CHECK_S = 0.5
 # Longest pause between tries while the broker refuses.
 MAX_PAUSE_S = 2.0
+# How much of a quarantined entry its log line shows.
+QUOTED_BYTES = 80
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    """An outbox entry read back into what kombu's publish needs."""
+
+    queue: str
+    payload: bytes | str
+    arguments: dict[str, Any]
+
+
+def _outgoing(raw: bytes) -> _Outgoing | str:
+    """The entry as publish arguments, or why it is not a message this package wrote.
+
+    Everything the publish reads is checked here, so a malformed entry is quarantined once
+    instead of failing every publish (and blocking every entry behind it) forever.
+    """
+    try:
+        text = raw.decode("utf-8")  # json.loads would guess UTF-16 or -32 from raw bytes
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8: {exc.reason} at byte {exc.start}"
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(message, dict):
+        return f"JSON {type(message).__name__}, not an object"
+    headers, properties, body = (message.get(k) for k in ("headers", "properties", "body"))
+    if not isinstance(headers, dict):
+        return "no headers object"
+    for name in (HEADER_JOB, HEADER_SLOT):
+        if not isinstance(headers.get(name), str):
+            return f"no {name} header"
+    if not isinstance(properties, dict):
+        return "no properties object"
+    route = properties.get("delivery_info") or {}
+    if not isinstance(route, dict):
+        return "delivery_info is not an object"
+    queue, exchange = route.get("routing_key") or "celery", route.get("exchange") or ""
+    if not (isinstance(queue, str) and isinstance(exchange, str)):
+        return "routing_key or exchange is not a string"
+    if not isinstance(body, str):
+        return "body is not a string"
+    payload: bytes | str = body
+    if properties.get("body_encoding") == "base64":
+        try:
+            payload = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            return f"body is not base64: {exc}"
+    texts = {
+        name: message.get(name, default)
+        for name, default in (("content-type", "application/json"), ("content-encoding", "utf-8"))
+    }
+    if not all(isinstance(value, str) for value in texts.values()):
+        return "content-type or content-encoding is not a string"
+    delivery_mode, priority = properties.get("delivery_mode", 2), properties.get("priority")
+    if not isinstance(delivery_mode, int) or not isinstance(priority, int | None):
+        return "delivery_mode or priority is not a number"
+    ids = (properties.get("correlation_id"), properties.get("reply_to"))
+    if not all(isinstance(value, str | None) for value in ids):
+        return "correlation_id or reply_to is not a string"
+    arguments = {
+        "routing_key": queue,
+        "exchange": exchange,
+        "headers": headers,
+        "content_type": texts["content-type"],
+        "content_encoding": texts["content-encoding"],
+        "delivery_mode": delivery_mode,
+        "priority": priority,
+        "correlation_id": ids[0],
+        "reply_to": ids[1],
+    }
+    return _Outgoing(queue, payload, arguments)
 
 
 class OutboxPublisher:
@@ -43,53 +122,60 @@ class OutboxPublisher:
         self._declared: set[str] = set()
 
     def drain(self, lease_value: str) -> int:
-        """Publish the whole outbox in order; the number sent. Raises PublishFailed, LeaseLost
-        or StoreUnavailable."""
+        """Publish the whole outbox in order; the number sent. An entry that cannot be read
+        as a message is quarantined (`Keys.outbox_quarantine`), and the rest go on. Raises
+        PublishFailed, LeaseLost, StateCorrupt or StoreUnavailable."""
         sent = 0
         while entries := self.claims.outbox_head(DRAIN_BATCH):
             done: list[bytes] = []
             try:
                 for raw in entries:
-                    self._publish(raw)
+                    ready = _outgoing(raw)
+                    if isinstance(ready, str):
+                        # Only the head can move: whatever was published before it goes first.
+                        sent += self._ack(lease_value, done)
+                        done = []
+                        if not self._quarantine(lease_value, raw, ready):
+                            break  # the outbox changed under us: read its head again
+                        continue
+                    self._publish(ready)
                     done.append(raw)
+            except SchedulerError:  # the store's answer (LeaseLost...), not the broker's
+                raise
             except Exception as exc:  # kombu raises many kinds; all mean "not accepted"
                 self._drop_connection()
-                if done:
-                    self.claims.outbox_ack(lease_value, done)
+                self._ack(lease_value, done)
                 raise PublishFailed(
                     f"broker did not accept an outbox entry ({len(entries) - len(done)}+ "
                     f"waiting): {exc}"
                 ) from exc
-            self.claims.outbox_ack(lease_value, done)
-            sent += len(done)
+            sent += self._ack(lease_value, done)
         return sent
 
-    def _publish(self, raw: bytes) -> None:
+    def _ack(self, lease_value: str, done: list[bytes]) -> int:
+        if done:
+            self.claims.outbox_ack(lease_value, done)
+        return len(done)
+
+    def _quarantine(self, lease_value: str, raw: bytes, why: str) -> bool:
+        moved = self.claims.outbox_quarantine(lease_value, raw)
+        if moved:
+            log.error(
+                "outbox: quarantined an entry that is not a message this package wrote (%s), "
+                "moved to %s: %d bytes, %r",
+                why,
+                self.claims.keys.outbox_quarantine,
+                len(raw),
+                raw[:QUOTED_BYTES],
+            )
+        return moved
+
+    def _publish(self, outgoing: _Outgoing) -> None:
         """Send one entry: the message as built at claim time, whatever this node's config."""
-        entry = OutboxEntry.parse(raw)
-        if entry is None:
-            log.error("outbox: dropping an entry this package did not write: %r", raw[:80])
-            return
-        message, properties = entry.message, entry.message["properties"]
-        route = properties.get("delivery_info") or {}
-        queue = str(route.get("routing_key") or "celery")
-        body = entry.message["body"]
-        payload = base64.b64decode(body) if properties.get("body_encoding") == "base64" else body
         producer = self._ensure_producer()
+        queue = outgoing.queue
         declare = [] if queue in self._declared else [self.factory.queue(queue)]
-        producer.publish(
-            payload,
-            routing_key=queue,
-            exchange=str(route.get("exchange") or ""),
-            headers=message["headers"],
-            content_type=message.get("content-type", "application/json"),
-            content_encoding=message.get("content-encoding", "utf-8"),
-            delivery_mode=properties.get("delivery_mode", 2),
-            priority=properties.get("priority"),
-            correlation_id=properties.get("correlation_id"),
-            reply_to=properties.get("reply_to"),
-            declare=declare,
-        )
+        producer.publish(outgoing.payload, declare=declare, **outgoing.arguments)
         self._declared.add(queue)
 
     def _ensure_producer(self) -> Producer:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 CLAIM_CHUNK = 1000
 ADOPT_CHUNK = 5000
 STREAM_CAP = 10_000
+# Unreadable outbox entries kept for inspection (the newest).
+QUARANTINE_CAP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class Claims:
         self._claim = register(client, "claim")
         self._set_aside = register(client, "set_aside")
         self._outbox_ack = register(client, "outbox_ack")
+        self._outbox_quarantine = register(client, "outbox_quarantine")
 
     def adopt(
         self, lease_value: str, now_s: int, jobs: Sequence[str]
@@ -182,6 +185,16 @@ class Claims:
         if removed < 0:
             raise LeaseLost("lease lost: outbox ack refused by the fencing check")
         return removed
+
+    def outbox_quarantine(self, lease_value: str, entry: bytes) -> bool:
+        """Move an unreadable entry off the outbox head into `Keys.outbox_quarantine`; False
+        when the head is another entry. Raises LeaseLost, StateCorrupt (a key of the wrong
+        type) or StoreUnavailable."""
+        keys = [self.keys.lease, self.keys.outbox, self.keys.outbox_quarantine]
+        with redis_errors("quarantining an outbox entry"):
+            reply = self._outbox_quarantine(keys=keys, args=[lease_value, entry, QUARANTINE_CAP])
+        _check_fenced(reply, "quarantining an outbox entry")
+        return bool(int(reply[1]))
 
     def outbox_size(self) -> int:
         with redis_errors("reading the outbox size"):

@@ -83,6 +83,12 @@ class Keys:
         return self._key("outbox")
 
     @property
+    def outbox_quarantine(self) -> str:
+        """List of outbox entries that could not be read as a message (raw bytes, as found),
+        oldest first, capped: moved off the outbox head so they stop blocking it."""
+        return self._key("outbox_quarantine")
+
+    @property
     def epoch(self) -> str:
         """String: a random id written once; when it vanishes, Redis lost its data."""
         return self._key("epoch")
