@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,11 @@ from kombu.serialization import dumps
 from scheduler.clock import utc
 from scheduler.connections import kombu_broker
 from scheduler.jobspec import JobSpec, name_in_json
+from scheduler.signing import Signer, canonical_body, load_key
 from scheduler.triggers import AtTrigger
 from scheduler.wire import (
     HEADER_JOB,
+    HEADER_SIGNATURE,
     HEADER_SLOT,
     HEADER_TOKEN,
     slot_text,
@@ -59,11 +61,11 @@ class RedisPush:
 
 
 # Placeholders in a message template: per fire, and per job.
-_ID, _SLOT, _TOKEN, _TAG = "@@id@@", "@@slot@@", "@@token@@", "@@tag@@"
+_ID, _SLOT, _TOKEN, _TAG, _SIG = "@@id@@", "@@slot@@", "@@token@@", "@@tag@@", "@@sig@@"
 _TASK, _JOB, _QUEUE = "@@task@@", "@@job@@", "@@queue@@"
 _ARGSREPR, _KWARGSREPR, _BODY = "@@argsrepr@@", "@@kwargsrepr@@", "@@body@@"
 _PLACES = (_ID, _ID, _ID, _SLOT, _TOKEN, _TAG, _TASK, _JOB, _QUEUE, _ARGSREPR, _KWARGSREPR, _BODY)
-_PLACEHOLDER = re.compile("(@@(?:id|slot|token|tag|task|job|queue|argsrepr|kwargsrepr|body)@@)")
+_PLACEHOLDER = re.compile("(@@(?:id|slot|token|tag|sig|task|job|queue|argsrepr|kwargsrepr|body)@@)")
 # The third element of a protocol 2 body, as Celery's as_task_v2 writes it for a plain task.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -74,6 +76,8 @@ class _Template:
 
     key: str
     pieces: tuple[str, ...]
+    # The HMAC state over what the job's fires share (Signer.prepare), when signing.
+    mac: Any = None
 
     def fill(self, values: dict[str, str], key: str) -> _Template:
         """Fill some placeholders; merge the text around them."""
@@ -125,8 +129,15 @@ class MessageFactory:
         broker_url: str,
         transport_options: dict[str, Any],
         state_url: str | None = None,
+        *,
+        message_key: bytes | None = None,
+        message_key_file: str = "",
     ) -> None:
+        """`message_key` (or the file `message_key_file` holds it in: a ConfigError if it is
+        unusable) signs every message; without either, messages are unsigned."""
         self.namespace = namespace
+        key = message_key if message_key is not None else load_key(message_key_file)
+        self.signer = Signer(key) if key is not None else None
         broker_url, transport_options = kombu_broker(broker_url, dict(transport_options))
         self.app = _app(broker_url, transport_options)
         # Messages are always built as kombu's Redis transport writes them: the LPUSH of a
@@ -159,6 +170,11 @@ class MessageFactory:
         headers[HEADER_JOB] = job.name
         headers[HEADER_SLOT] = slot_text(slot_s)
         headers[HEADER_TOKEN] = str(token)
+        if self.signer is not None:
+            body = canonical_body(job.args, job.kwargs)
+            headers[HEADER_SIGNATURE] = self.signer.sign(
+                job.task, body, job.name, headers[HEADER_SLOT], ident
+            )
         return {
             "body": message.body,
             "routing_key": job.queue,
@@ -177,13 +193,16 @@ class MessageFactory:
         """
         template = self.template(job)
         slot = slot_text(slot_s)
+        ident = task_id_of_text(self.namespace, job.name, slot)
         fire = {
-            _ID: task_id_of_text(self.namespace, job.name, slot),
+            _ID: ident,
             _SLOT: slot,
             _TOKEN: str(token),
             _TAG: self._delivery_tag(),
             _JOB: name_in_json(job.name),
         }
+        if template.mac is not None:
+            fire[_SIG] = Signer.finish(template.mac, job.name, slot, ident)
         return RedisPush(template.key, template.render(fire).encode())
 
     def _delivery_tag(self) -> str:
@@ -230,7 +249,10 @@ class MessageFactory:
         }
         # Placed inside JSON strings: escape as JSON does, without the quotes.
         escaped = {name: json.dumps(value)[1:-1] for name, value in text.items()}
-        return self._shape.fill(escaped, key=self.key_prefix + job.queue)
+        template = self._shape.fill(escaped, key=self.key_prefix + job.queue)
+        if self.signer is None:
+            return template
+        return replace(template, mac=self.signer.prepare(job.task, canonical_body(args, kwargs)))
 
     def _build_shape(self) -> _Template:
         """One message built by kombu, with a placeholder wherever a job or a fire differs."""
@@ -244,13 +266,17 @@ class MessageFactory:
         headers["id"] = headers["root_id"] = properties["correlation_id"] = _ID
         headers[HEADER_SLOT], headers[HEADER_TOKEN] = _SLOT, _TOKEN
         headers[HEADER_JOB], headers["task"] = _JOB, _TASK
+        places: tuple[str, ...] = _PLACES
+        if self.signer is not None:
+            headers[HEADER_SIGNATURE] = _SIG
+            places = (*_PLACES, _SIG)
         headers["argsrepr"], headers["kwargsrepr"] = _ARGSREPR, _KWARGSREPR
         message["body"] = _BODY
         properties["delivery_info"]["routing_key"] = _QUEUE
         properties["delivery_tag"] = _TAG
         pieces = tuple(_PLACEHOLDER.split(json.dumps(message)))
         names = pieces[1::2]
-        if sorted(names) != sorted(_PLACES):
+        if sorted(names) != sorted(places):
             raise RuntimeError(f"unexpected message layout from kombu: {names!r}")
         return _Template("", pieces)
 

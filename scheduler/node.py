@@ -96,6 +96,7 @@ class Node:
             settings.effective_broker_url,
             settings.broker_transport_options,
             state_url=settings.redis_url,
+            message_key_file=settings.message_key_file,
         )
         self.dispatcher = Dispatcher(
             self.claims,

@@ -14,6 +14,8 @@ from hashlib import sha1
 HEADER_JOB = "scheduler_job"
 HEADER_SLOT = "scheduler_slot"
 HEADER_TOKEN = "scheduler_token"  # noqa: S105 (a fencing token, not a secret)
+# HMAC-SHA256 of the fire, hex; only when a message key is configured (scheduler/signing.py).
+HEADER_SIGNATURE = "scheduler_signature"
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 

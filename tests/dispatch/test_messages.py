@@ -3,6 +3,7 @@ template is the message kombu builds, field for field (the delivery tag is rando
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -13,8 +14,9 @@ import pytest
 
 from scheduler.jobspec import JobSpec
 from scheduler.messages import MessageFactory
+from scheduler.signing import Signer, canonical_body
 from scheduler.triggers import EveryTrigger
-from scheduler.wire import task_id
+from scheduler.wire import HEADER_SIGNATURE, slot_text, task_id
 from tests.conftest import RedisServer
 
 SLOT = 1_800_000_000  # 2027-01-15T08:00:00Z
@@ -96,3 +98,38 @@ def test_delivery_tags_are_unique(redis_server: RedisServer) -> None:
         for i in range(1000)
     }
     assert len(tags) == 1000
+
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize("spec", JOBS, ids=lambda spec: spec.name)
+def test_a_signed_template_equals_what_kombu_builds(
+    redis_server: RedisServer, spec: JobSpec
+) -> None:
+    factory = MessageFactory("ns", redis_server.url, {}, message_key=KEY)
+    fast = factory.redis_push(spec, SLOT, 7)
+    reference = factory.kombu_push(spec, SLOT, 7)
+    assert parsed(fast.payload) == parsed(reference.payload)
+    message = json.loads(fast.payload)
+    signature = message["headers"][HEADER_SIGNATURE]
+    body = json.loads(base64.b64decode(message["body"]))
+    ident = task_id("ns", spec.name, SLOT)
+    reason = Signer(KEY).verify(
+        signature, spec.task, canonical_body(*body), spec.name, slot_text(SLOT), ident
+    )
+    assert reason is None
+    # Another slot of the same job (the template is shared) is signed for that slot.
+    later = json.loads(factory.redis_push(spec, SLOT + 60, 7).payload)["headers"]
+    assert later[HEADER_SIGNATURE] != signature
+    assert later[HEADER_SIGNATURE] == Signer(KEY).sign(
+        spec.task, canonical_body(*body), spec.name, slot_text(SLOT + 60),
+        task_id("ns", spec.name, SLOT + 60),
+    )  # fmt: skip
+
+
+def test_without_a_key_no_signature_header(redis_server: RedisServer) -> None:
+    factory = MessageFactory("ns", redis_server.url, {})
+    assert (
+        HEADER_SIGNATURE not in json.loads(factory.redis_push(JOBS[1], SLOT, 1).payload)["headers"]
+    )
