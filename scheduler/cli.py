@@ -27,9 +27,17 @@ from scheduler.lease import read_holder
 from scheduler.quarantine import names
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
-from scheduler.store.outcomes import read_outcomes
 from scheduler.store.state import StateStore
-from scheduler.views import job_rows, next_slots, status_record, table
+from scheduler.views import (
+    cell,
+    job_rows,
+    missed_records,
+    next_slots,
+    status_record,
+    table,
+    to_json,
+    unreadable_lines,
+)
 from scheduler.zones import use_pinned_tzdata
 
 app = typer.Typer(
@@ -133,24 +141,31 @@ def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Every job: task, schedule, time zone, next run, last run and outcome, paused."""
     cfg = _config(config)
     store = _store(cfg)
+    names = sorted(cfg.jobs)
     try:
-        rows = job_rows(
-            cfg,
-            clock.time(),
-            store.last_fires(),
-            read_outcomes(store.client, cfg.scheduler.namespace),
-            store.paused(),
-            store.quarantined(),
-        )
+        last_fires = store.read_last_fires(names)
+        outcomes = store.read_outcomes(names)
+        paused = store.read_paused(names)
+        quarantined = store.read_quarantined(names)
     except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
+    unreadable = [
+        *last_fires.unreadable, *outcomes.unreadable, *paused.unreadable,
+        *quarantined.unreadable,
+    ]  # fmt: skip
+    rows = job_rows(
+        cfg, clock.time(), last_fires.value, outcomes.value, paused.value, quarantined.value,
+        unreadable,
+    )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(to_json(rows))
         return
     columns = ["name", "task", "schedule", "timezone", "next_run", "last_run", "outcome", "paused"]
     if any(row["quarantined"] for row in rows):
         columns.append("quarantined")
     typer.echo(table(rows, columns))
+    for line in unreadable_lines(unreadable):
+        typer.echo(line)
 
 
 def _set_paused(config: Path | None, name: str, paused: bool) -> None:
@@ -185,13 +200,15 @@ def jobs_missed(
     """The newest missed ranges: job, first and last slot, count, reason."""
     cfg = _config(config)
     try:
-        records = _store(cfg).missed(count)
+        missed = _store(cfg).read_missed(count)
     except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
     if as_json:
-        typer.echo(json.dumps(records, indent=2))
+        typer.echo(to_json(missed_records(missed.value, missed.unreadable)))
         return
-    typer.echo(table(records, ["job", "first", "last", "count", "reason"]))
+    typer.echo(table(missed.value, ["job", "first", "last", "count", "reason"]))
+    for line in unreadable_lines(missed.unreadable):
+        typer.echo(line)
 
 
 @app.command("next")
@@ -229,31 +246,40 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     try:
         holder = read_holder(store.client, store.keys)
         settings = cfg.scheduler
-        pending = store.outbox_size()
-        record = status_record(
-            holder,
-            store.nodes(),
-            store.server_time(),
-            {
-                "namespace": settings.namespace,
-                "config_hash": cfg.hash,
-                "tzdata": tzdata_version(),
-                "version": __version__,
-                "broker": redact_url(settings.effective_broker_url),
-                "atomic_enqueue": same_redis(settings.redis_url, settings.effective_broker_url),
-                "outbox": {
-                    "pending": pending,
-                    "max": settings.outbox_max,
-                    "full": pending >= settings.outbox_max,
-                },
-                "state_lost": store.state_lost(),
-                "quarantined": store.quarantined(),
-            },
-        )
+        outbox = store.read_outbox_size()
+        nodes = store.read_nodes()
+        now_s = store.server_time()
+        state_lost = store.read_state_lost()
+        quarantined = store.read_quarantined()
     except SchedulerError as exc:
         _fail(f"Redis error: {exc}", 1)
+    pending = outbox.value
+    record = status_record(
+        holder,
+        nodes.value,
+        now_s,
+        {
+            "namespace": settings.namespace,
+            "config_hash": cfg.hash,
+            "tzdata": tzdata_version(),
+            "version": __version__,
+            "broker": redact_url(settings.effective_broker_url),
+            "atomic_enqueue": same_redis(settings.redis_url, settings.effective_broker_url),
+            "outbox": {
+                "pending": pending,
+                "max": settings.outbox_max,
+                "full": pending is not None and pending >= settings.outbox_max,
+            },
+            "state_lost": state_lost.value,
+            "quarantined": quarantined.value,
+            "unreadable": [
+                *outbox.unreadable, *nodes.unreadable, *state_lost.unreadable,
+                *quarantined.unreadable,
+            ],
+        },
+    )  # fmt: skip
     if as_json:
-        typer.echo(json.dumps(record, indent=2))
+        typer.echo(to_json(record))
         return
     _print_status(record)
 
@@ -268,15 +294,16 @@ def _print_status(record: dict[str, Any]) -> None:
     outbox = record["outbox"]
     if not record["atomic_enqueue"]:
         full = "  FULL: slots are being recorded as missed" if outbox["full"] else ""
-        typer.echo(f"outbox: {outbox['pending']} of {outbox['max']} waiting for the broker{full}")
-    if record["state_lost"]:
-        lost = record["state_lost"]
-        typer.echo(f"STATE LOST: Redis lost its data; noticed {lost.get('noticed_at')}")
+        pending = "?" if outbox["pending"] is None else outbox["pending"]
+        typer.echo(f"outbox: {pending} of {outbox['max']} waiting for the broker{full}")
+    if record["state_lost"] is not None:
+        noticed = cell(record["state_lost"].get("noticed_at"))
+        typer.echo(f"STATE LOST: Redis lost its data; noticed {noticed}")
     for warning in record["warnings"]:
         typer.echo(f"WARNING: {warning}")
     alike: dict[tuple[str, str], list[str]] = {}
     for job, found in sorted(record["quarantined"].items()):
-        alike.setdefault((str(found.get("key")), str(found.get("found"))), []).append(job)
+        alike.setdefault((cell(found.get("key")), cell(found.get("found"))), []).append(cell(job))
     for (key, found), jobs in alike.items():
         who = jobs[0] if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
         typer.echo(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
@@ -285,6 +312,8 @@ def _print_status(record: dict[str, Any]) -> None:
         "seen_ago_s",
     ]  # fmt: skip
     typer.echo(table(record["nodes"], columns))
+    for line in unreadable_lines(record["unreadable"]):
+        typer.echo(line)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import redis
 from scheduler.clock import Clock, SystemClock
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
+from scheduler.store.state import StateStore
 
 OUTCOMES = ("started", "succeeded", "failed", "retried")
 
@@ -44,17 +45,7 @@ def record_outcome(
     client.hset(Keys(namespace).outcomes, job, json.dumps(record))
 
 
-@redis_errors("reading outcomes")
 def read_outcomes(client: redis.Redis, namespace: str) -> dict[str, dict[str, Any]]:
-    """Outcome records by job; a garbled record reads as an "unreadable" outcome, not a crash."""
-    raw: dict[bytes, bytes] = client.hgetall(Keys(namespace).outcomes)  # type: ignore[assignment]
-    result: dict[str, dict[str, Any]] = {}
-    for job, value in raw.items():
-        try:
-            record = json.loads(value)
-            if not isinstance(record, dict):
-                raise TypeError
-        except (ValueError, TypeError):
-            record = {"outcome": "unreadable"}
-        result[job.decode(errors="replace")] = record
-    return result
+    """Outcome records by job; a garbled record reads as an "unreadable" outcome, not a crash.
+    What could not be read is reported by StateStore.read_outcomes, which `jobs list` uses."""
+    return StateStore(client, Keys(namespace)).read_outcomes().value
