@@ -8,6 +8,7 @@ from celery import Celery
 
 from jobs.hooks import install
 from jobs.settings import WorkerSettings, load_worker_settings
+from scheduler.connections import kombu_broker, result_backend
 from scheduler.zones import use_pinned_tzdata
 
 
@@ -16,11 +17,17 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
     # Our worker is a process of ours, so it reads the zones of the config as the nodes do.
     use_pinned_tzdata()
     settings = settings or load_worker_settings()
+    # Celery reads neither our redis+sentinel:// URLs nor, for TLS, our default of verifying
+    # certificates: both are spelled out in its own forms here.
+    broker_url, transport_options = kombu_broker(
+        settings.broker_url, dict(settings.broker_transport_options)
+    )
+    backend = result_backend(settings.redis_url)
     app = Celery(
         "jobs",
-        broker=settings.broker_url,
+        broker=broker_url,
         # Results go to the state Redis, so operators and tests find them next to the outcomes.
-        backend=settings.redis_url,
+        backend=backend.url,
         include=["jobs.examples"],
     )
     app.conf.update(
@@ -29,12 +36,15 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
         result_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
-        broker_transport_options=settings.broker_transport_options,
+        broker_transport_options=transport_options,
+        result_backend_transport_options=backend.transport_options,
         # Slots are UTC instants; keep Celery's own timestamps in UTC as well.
         enable_utc=True,
         timezone="UTC",
         # Keep Celery 5's startup reconnection behaviour without its deprecation warning.
         broker_connection_retry_on_startup=True,
     )
+    if backend.use_ssl:
+        app.conf.redis_backend_use_ssl = backend.use_ssl
     install(app, settings)
     return app

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scheduler.config import SchedulerSettings, default_config_path, load_config
+from scheduler.config import default_config_path, load_config, settings_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSe
     wrong Redis is worse than one that does not start.
     """
     target = Path(path) if path is not None else default_config_path()
-    if not target.is_file():
+    # Only a path that names nothing means "no config": anything else there (a FIFO, a
+    # directory, a symlink loop) is for load_config to refuse with its one line.
+    if not os.path.lexists(target):
         settings = default_settings()
         log.warning(
             "no scheduler config at %s: using built-in defaults (namespace %r); "
@@ -53,11 +55,12 @@ def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSe
 
 
 def default_settings() -> WorkerSettings:
-    """The scheduler's defaults, honouring the ``SCHEDULER_*`` overrides a config file would."""
-    defaults = SchedulerSettings()
-    redis_url = os.environ.get("SCHEDULER_REDIS_URL") or defaults.redis_url
+    """The scheduler's defaults, honouring the ``SCHEDULER_*`` overrides a config file would
+    (typed and validated the same way, password included)."""
+    settings = settings_from_environment()
     return WorkerSettings(
-        redis_url=redis_url,
-        broker_url=os.environ.get("SCHEDULER_BROKER_URL") or redis_url,
-        namespace=os.environ.get("SCHEDULER_NAMESPACE") or defaults.namespace,
+        redis_url=settings.redis_url,
+        broker_url=settings.effective_broker_url,
+        namespace=settings.namespace,
+        broker_transport_options=dict(settings.broker_transport_options),
     )

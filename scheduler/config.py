@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tomllib
+import typing
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,15 +25,16 @@ from typing import Any
 import rtoml
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from scheduler.connections import (
-    SentinelTarget,
-    is_sentinel,
-    redact_url,
-    same_redis,
-    with_password,
-)
+from scheduler.connections import check_url, same_redis, with_password
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import ConfigError
+from scheduler.files import (
+    CONFIG_MAX_BYTES,
+    SECRET_MAX_BYTES,
+    FileProblem,
+    read_bounded,
+    read_text_bounded,
+)
 from scheduler.jobspec import (
     JOB_NAME,
     JobSpec,
@@ -95,13 +97,17 @@ class SchedulerSettings(Strict):
             raise ValueError("use letters, digits, '_', '-', '.'")
         return value
 
-    @field_validator("redis_url", "broker_url")
+    @field_validator("redis_url")
     @classmethod
-    def _url_shape(cls, value: str) -> str:
-        if value and "://" not in value:
-            raise ValueError(f"expected a URL like redis://host:6379/0, got {redact_url(value)!r}")
-        if is_sentinel(value):
-            SentinelTarget.parse(value)  # its ValueError names what is wrong
+    def _state_url(cls, value: str) -> str:
+        check_url(value)  # its ValueError names what is wrong, never the password
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if value:
+            check_url(value, broker=True)
         return value
 
     @property
@@ -168,13 +174,15 @@ def _load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | N
         if shared is not None:
             jobs[name] = shared.renamed(name)
             continue
-        spec = build_job(source, name, table, zone, problems)
+        spec = build_job(
+            source, name, table, zone, problems, settings.namespace if settings else None
+        )
         if spec is not None:
             jobs[name] = spec
             if reuse is not None:
                 validated[reuse] = spec
     if settings is not None:
-        settings = _with_password(main, settings, problems)
+        settings = _with_password(main, settings, env, problems)
     if problems or settings is None:
         raise ConfigError(problems)
     return Config(main, settings, jobs, _hash(settings, jobs))
@@ -188,40 +196,120 @@ def _reusable_key(table: object) -> str | None:
     return repr(table)
 
 
+# Deeper than any config needs (rtoml itself stops near 80), and shallow enough that the
+# tomllib fallback, quadratic in the depth of arrays, tables and dotted keys, stays fast.
+MAX_NESTING = 64
+
+# What the nesting scan steps over: strings and comments (their brackets and dots do not
+# count), then each bracket, brace, dot and separator.
+_NESTING_TOKENS = re.compile(
+    r'"""(?:[^"\\]|\\.|"(?!""))*"{3,5}'
+    r"|'''.*?'{3,5}"
+    r'|"(?:[^"\\\n]|\\.)*"'
+    r"|'[^'\n]*'"
+    r"|#[^\n]*"
+    r"|[\[\]{}.=,\n]",
+    re.DOTALL,
+)
+_BARE_CR = re.compile(r"\r(?!\n)")
+
+
 def _read_toml(path: Path, problems: list[str] | None = None) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
-        try:
-            # rtoml (Rust) reads a 100,000-job file ~9x faster than tomllib.
-            document: dict[str, Any] = rtoml.loads(text)
-            return document
-        except rtoml.TomlParsingError:
-            return tomllib.loads(text)  # tomllib's error names line and column our way
+        return _parse_toml(path, _read_text(path))
+    except ConfigError as exc:
+        if problems is None:
+            raise
+        problems.extend(exc.problems)
+        return {}
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = read_bounded(path, CONFIG_MAX_BYTES, "config file")
+    except FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        message = f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-    except FileNotFoundError:
-        message = f"{path}: no such config file"
-    except IsADirectoryError:
-        message = f"{path}: is a directory, not a config file"
-    except PermissionError:
-        message = f"{path}: permission denied"
+        raise ConfigError(
+            [f"{path.name}: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+        ) from None
+    if "\r" in text:
+        bare = _BARE_CR.search(text)
+        if bare is not None:
+            line = text.count("\n", 0, bare.start()) + 1
+            raise ConfigError(
+                [
+                    f"{path.name}: line {line}: a carriage return without a line feed "
+                    "(TOML lines end in LF or CRLF)"
+                ]
+            )
+    return text
+
+
+def _parse_toml(path: Path, text: str) -> dict[str, Any]:
+    try:
+        # rtoml (Rust) reads a 100,000-job file ~9x faster than tomllib.
+        document: dict[str, Any] = rtoml.loads(text)
+        return document
+    except rtoml.TomlParsingError:
+        pass
+    # Only a broken file gets here, so only it pays for the scan that keeps tomllib linear.
+    too_deep = _too_deep_at(text, MAX_NESTING)
+    if too_deep is not None:
+        raise ConfigError(
+            [
+                f"{path.name}: {_place(text, too_deep)}: nested deeper than "
+                f"{MAX_NESTING} levels (arrays, inline tables, dotted keys)"
+            ]
+        )
+    try:
+        return tomllib.loads(text)  # tomllib's error names line and column our way
+    except RecursionError:
+        raise ConfigError([f"{path.name}: nested too deeply to read"]) from None
     except tomllib.TOMLDecodeError as exc:
-        # tomllib says "... (at line 3, column 7)"; put the place first, like a compiler.
-        text = str(exc)
-        where = re.search(r"\(at line (\d+), column (\d+)\)", text)
-        if where:
-            what = text[: where.start()].strip()
-            message = f"{path.name}: line {where.group(1)}, column {where.group(2)}: {what}"
-        elif text.endswith("(at end of document)"):
-            last_line = len(path.read_bytes().splitlines())
-            what = text.removesuffix("(at end of document)").strip()
-            message = f"{path.name}: line {last_line}, at its end: {what}"
-        else:
-            message = f"{path.name}: {text}"
-    if problems is None:
-        raise ConfigError([message])
-    problems.append(message)
-    return {}
+        raise ConfigError([_toml_problem(path, text, exc)]) from None
+
+
+def _too_deep_at(text: str, limit: int) -> int | None:
+    """Where `text` first nests deeper than `limit`, in one linear pass; None if it never does.
+
+    Each open bracket or brace is a level, and so is each dot of a dotted key (the dots
+    since the last `=`, `,`, bracket or line end; a float's one dot counts once).
+    """
+    level = dots = 0
+    for token in _NESTING_TOKENS.finditer(text):
+        first = token.group()[0]
+        if first == ".":
+            dots += 1
+        elif first in "[{":
+            level, dots = level + 1, 0
+        elif first in "]}":
+            level, dots = level - 1, 0
+        elif first in "=,\n":
+            dots = 0
+        if level + dots > limit:
+            return token.start()
+    return None
+
+
+def _place(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"line {line}, column {offset - text.rfind(chr(10), 0, offset)}"
+
+
+def _toml_problem(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> str:
+    # tomllib says "... (at line 3, column 7)"; put the place first, like a compiler.
+    said = str(exc)
+    where = re.search(r"\(at line (\d+), column (\d+)\)", said)
+    if where:
+        what = said[: where.start()].strip()
+        return f"{path.name}: line {where.group(1)}, column {where.group(2)}: {what}"
+    if said.endswith("(at end of document)"):
+        what = said.removesuffix("(at end of document)").strip()
+        return f"{path.name}: line {len(text.splitlines())}, at its end: {what}"
+    return f"{path.name}: {said}"
 
 
 def _settings(
@@ -235,34 +323,117 @@ def _settings(
         problems.append(f"{path.name}: scheduler: expected a table")
         return None
     raw = dict(raw)
-    for key in SchedulerSettings.model_fields:
-        override = env.get(f"SCHEDULER_{key.upper()}")
-        if override is not None and key not in ("include", "broker_transport_options"):
-            raw[key] = override
+    from_env = _environment(env, problems)
+    raw.update(from_env)
     if isinstance(raw.get("include"), list):
         raw["include"] = tuple(raw["include"])
     try:
-        return SchedulerSettings.model_validate(raw)
+        settings = SchedulerSettings.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(validation_lines(path, "scheduler", exc))
+        problems.extend(
+            _named(path, line, from_env) for line in validation_lines(path, "scheduler", exc)
+        )
         return None
+    return settings
+
+
+def _env_name(key: str) -> str:
+    return f"SCHEDULER_{key.upper()}"
+
+
+def _named(path: Path, line: str, from_env: Mapping[str, object]) -> str:
+    """A validation line about a value from the environment names the variable, not the file."""
+    for key in from_env:
+        where = f"{path.name}: scheduler.{key}"
+        if line.startswith(where + ":"):
+            return f"{_env_name(key)}:{line[len(where) + 1 :]}"
+        if line.startswith(where + "."):
+            return f"{_env_name(key)}: {line[len(path.name) + 2 :]}"
+    return line
+
+
+_INTEGER = re.compile(r"[+-]?[0-9](?:_?[0-9])*")
+
+
+def _environment(env: Mapping[str, str], problems: list[str]) -> dict[str, object]:
+    """`SCHEDULER_<KEY>` overrides, each read as the TOML value it stands for: an integer
+    setting as an integer, a list or table as JSON, anything else (durations, zones, URLs)
+    as its string."""
+    values: dict[str, object] = {}
+    for key, field in SchedulerSettings.model_fields.items():
+        text = env.get(_env_name(key))
+        if text is None:
+            continue
+        kind = typing.get_origin(field.annotation) or field.annotation
+        if kind is int:
+            if not _INTEGER.fullmatch(text.strip()):
+                problems.append(f"{_env_name(key)}: expected an integer, got {text!r}")
+                continue
+            values[key] = int(text.strip().replace("_", ""))
+        elif kind in (tuple, list, dict):
+            wanted, example = (
+                (dict, '{"global_keyprefix": "x"}') if kind is dict else (list, '["jobs.d/*.toml"]')
+            )
+            try:
+                value = json.loads(text)
+            except ValueError:
+                value = None
+            if not isinstance(value, wanted):
+                what = "a JSON object" if wanted is dict else "a JSON list"
+                problems.append(f"{_env_name(key)}: expected {what} like {example}, got {text!r}")
+                continue
+            values[key] = tuple(value) if kind is tuple else value
+        else:
+            values[key] = text
+    return values
+
+
+def settings_from_environment(env: Mapping[str, str] | None = None) -> SchedulerSettings:
+    """The defaults with the `SCHEDULER_*` overrides, for a process without a config file;
+    raise ConfigError."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    where = Path("environment")
+    settings = _settings(where, {}, env, problems)
+    if settings is not None:
+        settings = _with_password(where, settings, env, problems)
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings
 
 
 def _with_password(
-    path: Path, settings: SchedulerSettings, problems: list[str]
+    path: Path, settings: SchedulerSettings, env: Mapping[str, str], problems: list[str]
 ) -> SchedulerSettings:
     """Put the password from the environment or a file into redis_url, never into logs."""
     password = settings.redis_password
+    source = (
+        _env_name("redis_password")
+        if "SCHEDULER_REDIS_PASSWORD" in env
+        else f"{path.name}: scheduler.redis_password"
+    )
     if settings.redis_password_file:
+        source = (
+            _env_name("redis_password_file")
+            if "SCHEDULER_REDIS_PASSWORD_FILE" in env
+            else f"{path.name}: scheduler.redis_password_file"
+        )
         try:
-            password = Path(settings.redis_password_file).read_text().strip()
-        except OSError as exc:
-            problems.append(
-                f"{path.name}: scheduler.redis_password_file: cannot read "
-                f"{settings.redis_password_file}: {exc.strerror}"
+            text = read_text_bounded(
+                Path(settings.redis_password_file), SECRET_MAX_BYTES, "password file"
             )
+        except FileProblem as exc:
+            problems.append(f"{source}: {exc}")
             return settings
+        password = text.strip()
     if not password:
+        return settings
+    # Redis would refuse such a password at the first AUTH; say so now, and not what it is.
+    if any(char < " " or char == "\x7f" for char in password):
+        problems.append(
+            f"{source}: the password holds a NUL byte or another control character "
+            "(a password is one line of text)"
+        )
         return settings
     update = {"redis_url": with_password(settings.redis_url, password)}
     # A broker on the same Redis server logs in the same way.
