@@ -22,7 +22,13 @@ from jobs.runonce import (
     enable,
     use_as_default_base,
 )
-from jobs.scheduled import OutcomeRecorder, ScheduledRun, WorkerRedis, scheduled_run
+from jobs.scheduled import (
+    OutcomeRecorder,
+    ScheduledRun,
+    WorkerRedis,
+    message_signer,
+    scheduled_run,
+)
 from jobs.settings import WorkerSettings, load_worker_settings
 
 DETAIL_MAX_CHARS = 500
@@ -44,8 +50,10 @@ def install(
     third of that while the task runs), so how soon a dead worker's run may be taken over;
     `done_ttl` is how long a finished run refuses repeats (docs/worker-hook.md). Call it before
     the app creates its tasks (e.g. right after ``Celery(...)``): tasks created earlier keep
-    their class. Installing twice on one app replaces the first installation rather than
-    recording everything twice. Signal handlers are connected here, never on import.
+    their class. With a message key configured (``message_key_file``), scheduler messages
+    whose signature is missing or wrong are refused before they are claimed. Installing twice
+    on one app replaces the first installation rather than recording everything twice. Signal
+    handlers are connected here, never on import.
     """
     settings = settings or load_worker_settings()
     redis_ = WorkerRedis(settings.redis_url)
@@ -58,6 +66,7 @@ def install(
             started_ttl=started_ttl,
             done_ttl=done_ttl,
             recorder=recorder,
+            signer=message_signer(settings),
         ),
     )
     use_as_default_base(app)

@@ -34,9 +34,17 @@ from celery import Task, signals, states
 from celery.exceptions import Ignore, Reject
 from celery.utils.imports import symbol_by_name
 
-from jobs.scheduled import OutcomeRecorder, ScheduledRun, WorkerRedis, scheduled_run
+from jobs.scheduled import (
+    OutcomeRecorder,
+    ScheduledRun,
+    WorkerRedis,
+    message_signer,
+    request_header,
+    scheduled_run,
+)
 from jobs.settings import load_worker_settings
 from scheduler.errors import SchedulerError, StateCorrupt, StoreUnavailable
+from scheduler.signing import EMBEDDED, Signer, canonical_body
 from scheduler.store.keys import Keys
 from scheduler.store.runs import (
     DONE,
@@ -49,6 +57,7 @@ from scheduler.store.runs import (
     RenewStatus,
     RunClaims,
 )
+from scheduler.wire import HEADER_SIGNATURE
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +106,7 @@ class RunOnce:
         started_ttl: timedelta = DEFAULT_STARTED_TTL,
         done_ttl: timedelta = DEFAULT_DONE_TTL,
         recorder: OutcomeRecorder | None = None,
+        signer: Signer | None = None,
     ) -> None:
         for name, ttl in (("started_ttl", started_ttl), ("done_ttl", done_ttl)):
             if ttl.total_seconds() < 1:
@@ -105,6 +115,8 @@ class RunOnce:
         self.started_ttl = started_ttl
         self.done_ttl = done_ttl
         self.recorder = recorder
+        # With a message key: the scheduler's messages must carry its signature.
+        self.signer = signer
         self._redis = redis_
         self._claims: RunClaims | None = None
 
@@ -139,7 +151,11 @@ def policy_for(app: Any) -> RunOnce:
     policy = _policies.get(app)
     if policy is None:
         settings = load_worker_settings()
-        policy = RunOnce(settings.namespace, WorkerRedis(settings.redis_url))
+        policy = RunOnce(
+            settings.namespace,
+            WorkerRedis(settings.redis_url),
+            signer=message_signer(settings),
+        )
         enable(app, policy)
         log.warning(
             "a RunOnceTask runs on Celery app %r without jobs.hooks.install(app): claiming in "
@@ -360,8 +376,37 @@ class RunOnceTask(Task):  # type: ignore[misc]  # Celery is untyped
         request = self.request
         run = scheduled_run(request)
         if run is not None:
+            signer = policy_for(self.app).signer
+            if signer is not None:
+                self._verify(signer, run, request, args, kwargs)
             self._claim(run, request)
         super().before_start(task_id, args, kwargs)
+
+    def _verify(
+        self, signer: Signer, run: ScheduledRun, request: Any, args: Any, kwargs: Any
+    ) -> None:
+        """Refuse a message whose signature is missing or wrong, before anything is claimed:
+        a forged message must neither run as the job nor make the genuine fire a repeat."""
+        embedded = {name: getattr(request, name, None) for name in EMBEDDED}
+        try:
+            body = canonical_body(args or (), kwargs or {}, embedded)
+        except (TypeError, ValueError) as exc:  # arguments JSON cannot hold: not ours
+            reason: str | None = f"arguments not signable: {exc}"
+        else:
+            signature = request_header(request, HEADER_SIGNATURE)
+            reason = signer.verify(signature, self.name, body, run.job, run.slot, run.task_id)
+        if reason is None:
+            return
+        log.error(
+            "refused a message for %s %s (task %s, task name %s): %s; dropped, not run and "
+            "not claimed",
+            run.job,
+            run.slot,
+            run.task_id,
+            self.name,
+            reason,
+        )
+        raise Ignore()
 
     def claim_ttl(self, request: Any, policy: RunOnce) -> timedelta:
         """How long this delivery's "started" claim lives between two renewals."""

@@ -14,7 +14,9 @@ from typing import Any
 import redis
 
 from jobs.settings import WorkerSettings
+from scheduler.config import load_config
 from scheduler.connections import Timeouts, redis_client
+from scheduler.signing import Signer, load_key
 from scheduler.store.outcomes import record_outcome
 from scheduler.wire import HEADER_JOB, HEADER_SLOT
 
@@ -39,21 +41,39 @@ def scheduled_run(request: Any) -> ScheduledRun | None:
     Celery 5 copies a message's custom headers onto the request as attributes and keeps them in
     ``request.headers`` too; read both, so a change on either side does not silently disable us.
     """
-    job = _header(request, HEADER_JOB)
-    slot = _header(request, HEADER_SLOT)
+    job = request_header(request, HEADER_JOB)
+    slot = request_header(request, HEADER_SLOT)
     task_id = getattr(request, "id", None)
     if job is None or slot is None or not isinstance(task_id, str):
         return None
     return ScheduledRun(job=job, slot=slot, task_id=task_id)
 
 
-def _header(request: Any, name: str) -> str | None:
+def request_header(request: Any, name: str) -> str | None:
     value = getattr(request, name, None)
     if value is None:
         headers = getattr(request, "headers", None)
         if isinstance(headers, dict):
             value = headers.get(name)
     return value if isinstance(value, str) else None
+
+
+def message_signer(settings: WorkerSettings) -> Signer | None:
+    """The verifier of the scheduler's message signatures, if a message key is configured.
+
+    The key file is the config's ``message_key_file`` (``$SCHEDULER_MESSAGE_KEY_FILE``
+    overrides it, as for the scheduler); a key that cannot be used is a ConfigError, so a
+    worker never quietly runs unverified messages it was told to verify.
+    """
+    path = getattr(settings, "message_key_file", None)
+    source = settings.source.name if settings.source is not None else ""
+    if path is None:
+        if settings.source is not None:
+            path = load_config(settings.source).scheduler.message_key_file
+        else:
+            path = os.environ.get("SCHEDULER_MESSAGE_KEY_FILE", "")
+    key = load_key(path, source)
+    return Signer(key) if key is not None else None
 
 
 class WorkerRedis:

@@ -32,7 +32,7 @@ MIN_KEY_BYTES = 32
 SETTING = "scheduler.message_key_file"
 # Bumped if what is signed ever changes, so old and new signatures never verify each other.
 _VERSION = b"scheduler-signature-v1\n"
-_EMBEDDED = ("callbacks", "errbacks", "chain", "chord")
+EMBEDDED = ("callbacks", "errbacks", "chain", "chord")
 _BLOCK = 64  # SHA-256's block size, in bytes
 
 
@@ -69,7 +69,7 @@ def canonical_body(
 ) -> bytes:
     """The arguments and embedded signatures as the signature covers them. Empty callback
     lists count as none: Celery writes either when a message is sent again by `retry()`."""
-    embed = {name: (embedded or {}).get(name) or None for name in _EMBEDDED}
+    embed = {name: (embedded or {}).get(name) or None for name in EMBEDDED}
     text = kombu_dumps([list(args), dict(kwargs), embed], sort_keys=True, separators=(",", ":"))
     return str(text).encode()
 
