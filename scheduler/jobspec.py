@@ -6,20 +6,30 @@ many problems is reported whole.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
+import math
 import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scheduler.durations import format_duration, parse_duration
+from scheduler.durations import format_duration, parse_duration, shown
 from scheduler.errors import InvalidSchedule
-from scheduler.triggers import AtTrigger, CronTrigger, EveryTrigger, Trigger, compile_cron
+from scheduler.triggers import (
+    AtTrigger,
+    CronExpression,
+    CronTrigger,
+    EveryTrigger,
+    Trigger,
+    compile_cron,
+)
 
 JOB_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -35,13 +45,95 @@ ScheduleKind = Literal["cron", "every", "at"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@lru_cache(maxsize=1)
+def _tzdata_keys() -> frozenset[str]:
+    # ZoneInfo(name) opens whatever file the name leads to under the tzdata package: "Europe"
+    # is a directory there, a 300-character name is an OSError, "../x" leaves it. So a name is
+    # looked up in the package's own list of zones before anything is opened.
+    zones = importlib.resources.files("tzdata").joinpath("zones")
+    return frozenset(zones.read_text(encoding="utf-8").split())
+
+
 def read_zone(name: object) -> zoneinfo.ZoneInfo:
+    """A zone of the pinned tzdata package (docs: every node reads the same rules)."""
     if not isinstance(name, str) or not name:
-        raise ValueError(f'expected a time zone name like "Europe/Berlin", got {name!r}')
+        raise ValueError(f'expected a time zone name like "Europe/Berlin", got {shown(name)}')
+    if name not in _tzdata_keys():
+        raise ValueError(
+            f'unknown time zone {shown(name)} (use a tz database name like "Europe/Berlin")'
+        )
+    return zoneinfo.ZoneInfo(name)
+
+
+# Far deeper than any task's arguments, and far shallower than the recursion limit of the
+# JSON encoder, the config hash and the worker's decoder.
+MAX_JSON_DEPTH = 32
+_JSON_WORDS = "strings, numbers, booleans, lists, tables"
+
+
+def json_problem(value: object, field_name: str) -> str | None:
+    """Why ``value`` cannot travel as JSON in a task message (naming where inside it), or None.
+
+    Walked with a stack, not recursion, so a deep value is measured rather than crashing us.
+    """
+    if not value:
+        return None  # most jobs: no args, no kwargs
     try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass  # the walk below says where and why
+    else:
+        # Fewer brackets than the bound: shallow enough, with no walk (~1 us a job).
+        if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+            return None
+    stack: list[tuple[object, str, int]] = [(value, field_name, 0)]
+    while stack:
+        item, place, depth = stack.pop()
+        if isinstance(item, str | bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{place} is {item!r}, which JSON cannot carry (no nan or inf)"
+            continue
+        if isinstance(item, list | tuple | dict):
+            if depth == MAX_JSON_DEPTH:
+                return f"nested deeper than {MAX_JSON_DEPTH} lists or tables (at {place})"
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        return f"values must be JSON ({_JSON_WORDS}); {place} has key {key!r}"
+                children = [(v, f"{place}.{name_in_json(k)}", depth + 1) for k, v in item.items()]
+            else:
+                children = [(v, f"{place}[{i}]", depth + 1) for i, v in enumerate(item)]
+            stack.extend(reversed(children))
+            continue
+        kind = type(item).__name__
+        return f"values must be JSON ({_JSON_WORDS}); {place} is a {kind}: {shown(item)}"
+    return None
+
+
+# kombu's Redis transport keeps these keys for itself (kombu/transport/redis.py: unacked_key,
+# unacked_index_key, unacked_mutex_key, keyprefix_queue and the binding keys), and joins a queue
+# name and a priority with its separator: a queue by such a name would read or clobber them.
+_KOMBU_KEYS = frozenset({"unacked", "unacked_index", "unacked_mutex"})
+_KOMBU_PREFIX = "_kombu."
+_KOMBU_PRIORITY_SEP = "\x06\x16"
+
+
+def queue_problem(queue: str, namespace: str | None) -> str | None:
+    """Why ``queue`` cannot be a Celery queue in this deployment's Redis, or None."""
+    if not queue.strip():
+        return f"must name a queue, got {shown(queue)}"
+    if namespace is not None and queue.startswith(f"{namespace}:"):
+        return (
+            f"{shown(queue)} is a key of this deployment (namespace {namespace!r}); "
+            f'a queue may not start with "{namespace}:"'
+        )
+    if queue in _KOMBU_KEYS or queue.startswith(_KOMBU_PREFIX):
+        return f"{shown(queue)} is a key kombu's Redis transport keeps for itself"
+    if _KOMBU_PRIORITY_SEP in queue:
+        return f"{shown(queue)} contains kombu's priority separator \\x06\\x16"
+    return None
 
 
 class Strict(BaseModel):
@@ -101,8 +193,15 @@ class JobSpec:
 
 
 def build_job(
-    path: Path, name: str, table: object, default_zone: zoneinfo.ZoneInfo, problems: list[str]
+    path: Path,
+    name: str,
+    table: object,
+    default_zone: zoneinfo.ZoneInfo,
+    problems: list[str],
+    namespace: str | None = None,
 ) -> JobSpec | None:
+    """The job ``name`` of ``path``, or None with its problems appended; ``namespace`` (None
+    when the settings are invalid) is the prefix of this deployment's keys, no queue's."""
     where = f"{path.name}: jobs.{name}"
     if not isinstance(table, dict):
         problems.append(f"{where}: expected a table")
@@ -125,13 +224,17 @@ def build_job(
         problems.append(f"{where}: needs exactly one of cron, every, at (found {found})")
         return None
     kind: ScheduleKind = kinds[0]  # type: ignore[assignment]
+    if not raw.task.strip():
+        problems.append(f"{where}.task: must name a Celery task, got {shown(raw.task)}")
+    queue_wrong = queue_problem(raw.queue, namespace)
+    if queue_wrong is not None:
+        problems.append(f"{where}.queue: {queue_wrong}")
     if raw.start is not None and kind != "every":
         problems.append(f"{where}.start: only an `every` job has a start")
     for key, value in (("args", raw.args), ("kwargs", raw.kwargs)):
-        try:
-            json.dumps(value)
-        except TypeError:
-            problems.append(f"{where}.{key}: values must be JSON (strings, numbers, lists, tables)")
+        json_wrong = json_problem(value, key)
+        if json_wrong is not None:
+            problems.append(f"{where}.{key}: {json_wrong}")
     try:
         grace = parse_duration(raw.misfire_grace)
     except ValueError as exc:
@@ -143,6 +246,9 @@ def build_job(
         field_name = "start" if isinstance(exc, _StartError) else kind
         problems.append(f"{where}.{field_name}: {exc}")
         return None
+    never = _never_fires(trigger)
+    if never is not None:
+        problems.append(f"{where}.{kind}: {never}")
     if len(problems) > before:
         return None
     return JobSpec(
@@ -162,6 +268,32 @@ def build_job(
 
 class _StartError(ValueError):
     pass
+
+
+def _never_fires(trigger: Trigger) -> str | None:
+    """Why a schedule has no slot from now on, or None (an ``at`` in the past is allowed: it
+    fired once and stays written down)."""
+    if isinstance(trigger, CronTrigger):
+        return _cron_never_fires(trigger.expression, trigger.tz)
+    if isinstance(trigger, EveryTrigger) and trigger.next_slot(datetime.now(UTC)) is None:
+        return "never fires: its next slot would be past the year 9999"
+    return None
+
+
+# A cron's day pattern is checked when compiled; what is left is a wildcard job whose every
+# time falls in a DST gap, where it has no slots. next_slot answers that in microseconds for a
+# cron that fires and in up to 0.3 s (401 years of zone periods) for one that never does, so
+# the verdict is kept per distinct (expression, zone): 100,000 H jobs share a few dozen.
+@lru_cache(maxsize=4096)
+def _cron_never_fires(expression: CronExpression, zone: zoneinfo.ZoneInfo) -> str | None:
+    if CronTrigger(expression, zone).next_slot(datetime.now(UTC)) is not None:
+        return None
+    if expression.wildcard:
+        return (
+            f"never fires: in {zone.key} every time it names falls in a daylight-saving gap, "
+            "and a job with a wildcard minute or hour has no slots in a gap"
+        )
+    return "never fires: no slot in the next 400 years"
 
 
 def _trigger(
@@ -200,7 +332,11 @@ def _instant(value: datetime | str | date, zone: zoneinfo.ZoneInfo) -> datetime:
         raise ValueError(f"expected a date and time, got {value!r}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # Year 1 or 9999 with an offset that carries it past datetime's range.
+        raise ValueError(f"{value.isoformat()} is outside the years 1-9999 in UTC") from None
 
 
 _PYDANTIC_WORDING = {

@@ -36,7 +36,14 @@ def schedule_epoch_s(moment: datetime, what: str) -> int:
     """
     if moment.utcoffset() is None:
         raise InvalidSchedule(f"{what} {moment.isoformat()} has no UTC offset")
-    if (moment - _EPOCH) % _ONE_SECOND:
+    try:
+        since_epoch = moment - _EPOCH
+    except OverflowError:
+        # Year 1 or 9999 with an offset: the instant itself has no UTC date in datetime's range.
+        raise InvalidSchedule(
+            f"{what} {moment.isoformat()} is outside the years 1-9999 in UTC"
+        ) from None
+    if since_epoch % _ONE_SECOND:
         raise InvalidSchedule(f"{what} {moment.isoformat()} is not a whole second")
     return to_epoch_s(moment)
 

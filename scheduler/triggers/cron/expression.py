@@ -110,8 +110,18 @@ class CronExpression:
         return count
 
 
+# Six fields listing every value of their range fit in about 600 characters. The bound keeps
+# each error line (which quotes the item) readable and every number far below the 4,300 digits
+# past which int() refuses to read one.
+MAX_CRON_LENGTH = 1000
+
+
 def split_fields(text: str) -> list[str]:
     """The fields of ``text`` (macros expanded); 5 or 6 of them, else an error."""
+    if len(text) > MAX_CRON_LENGTH:
+        raise InvalidSchedule(
+            f"cron text is {len(text)} characters long; at most {MAX_CRON_LENGTH} are read"
+        )
     words = text.split()
     if words and words[0].startswith("@"):
         macro = MACROS.get(words[0].lower())

@@ -19,6 +19,7 @@ from scheduler.errors import InvalidSchedule
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _WEEKDAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 SUNDAY_ALIAS = 7  # day-of-week 7 is another spelling of 0
+MAX_STEP = 999
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,6 +108,16 @@ def _plain_item(item: str, spec: FieldSpec) -> range:
     """``*``, ``*/n``, ``a``, ``a-b`` or ``a-b/n`` as the values it stands for."""
     base, slash, step_text = item.partition("/")
     step = parse_step(step_text, spec, item) if slash else 1
+    # "*/n" asks for every n-th value of the whole range, so a longer n is a typo (as for H/n).
+    # After an explicit "a-b" cronie reads a long step as "a only" (a pinned test): that stays,
+    # up to MAX_STEP, past which no one meant a number.
+    if base == "*" and step > spec.high - spec.low + 1:
+        raise InvalidSchedule(
+            f'{spec.name} field: step {step} in "{item}" is longer than the range '
+            f"{spec.low}-{spec.high}"
+        )
+    if step > MAX_STEP:
+        raise InvalidSchedule(f'{spec.name} field: step {step} in "{item}" is over {MAX_STEP}')
     if base == "*":
         return range(spec.low, spec.high + 1, step)
     if "-" in base:
