@@ -78,8 +78,9 @@ class Keys:
 
     @property
     def outbox(self) -> str:
-        """List of claimed slots ("<job> <slot> <token>") not yet accepted by a non-Redis
-        broker, oldest first. Only used when the broker is not the state's Redis."""
+        """List of claimed slots' messages (kombu's Redis-transport JSON, so any node can send
+        them) not yet accepted by a non-Redis broker, oldest first. Only used when the broker
+        is not the state's Redis."""
         return self._key("outbox")
 
     @property
