@@ -71,11 +71,12 @@ def text(raw: bytes) -> str:
 
 
 def shown(raw: bytes | str) -> str:
-    """A wrong value, quoted and cut short, for an operator to recognise."""
-    value = text(raw[: _SHOWN_CHARS * 4]) if isinstance(raw, bytes) else raw
-    if len(value) > _SHOWN_CHARS or len(raw) > _SHOWN_CHARS * 4:
-        return repr(value[:_SHOWN_CHARS]) + "..."
-    return repr(value)
+    """A wrong value, quoted and cut short, for an operator to recognise; control characters
+    are escaped the way `text` escapes bytes that are not UTF-8."""
+    value = text(raw[: _SHOWN_CHARS * 4]) if isinstance(raw, bytes) else raw[: _SHOWN_CHARS * 4]
+    cut = len(value) > _SHOWN_CHARS or len(raw) > _SHOWN_CHARS * 4
+    value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value[:_SHOWN_CHARS])
+    return f"'{value}'..." if cut else f"'{value}'"
 
 
 def _kind(name: str) -> str:
