@@ -239,3 +239,24 @@ def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     assert caught.value.problems == [
         "scheduler.toml: not UTF-8 text (invalid start byte at byte 17)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://[::1", "an IPv6 host is written in brackets: redis://[::1]:6379/0"),
+        ("redis://h:99999/0", "port '99999' is not a number 1-65535"),
+        ("redis://:6379/0", "no host: write redis://host:port/..."),
+        ("redis://h/x", "database 'x' is not a number (0, 1, ...)"),
+        ("mysql://h/0", "unknown scheme 'mysql'"),
+        ("redis://app:s3/cr3t@h:6379/0", "the user name or password holds an unencoded"),
+        ("s3cr3t", "expected a URL like redis://host:6379/0 (value not shown)"),
+    ],
+)
+def test_a_url_every_client_would_fail_on_is_refused_at_validation(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    for key in ("redis_url", "broker_url"):
+        [line] = problems(tmp_path, f'[scheduler]\n{key} = "{url}"\n')
+        assert line.startswith(f"scheduler.toml: scheduler.{key}: {message}"), line
+        assert "cr3t" not in line
