@@ -4,8 +4,11 @@ window is on the new master's queue exactly once, and the fencing token kept gro
 
 The group is a master, a replica and three sentinels (quorum 2, down-after 1 s, failover
 timeout 3 s) on loopback ports of the test's own. The state and the broker are both the
-Sentinel URL, so claim and enqueue stay one script on whichever server is master. In the long
-variant the crashed server comes back each time as a replica, and the master is killed again.
+Sentinel URL, so claim and enqueue stay one script on whichever server is master. A real
+Celery worker (`celery -A jobs worker`, configured from the same redis+sentinel:// file) runs
+one job's tasks through every promotion: each slot of the window is executed exactly once. In
+the long variant the crashed server comes back each time as a replica, and the master is
+killed again.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from .servers import SentinelGroup
 from .window import close_window, count_window, open_window
 
 NODES = ("n1", "n2")
-JOBS = ("alpha", "beta")
+JOBS = ("alpha", "beta")  # parked: their messages stay on the queue, and are counted there
+WORKED_JOB = "worked"  # the worker runs this one: its executions are counted
+WORKED_QUEUE = "chaos-sentinel-worked"
 FAILOVERS = pick(1, 12)
 TIMEOUT_S = pick(150, 900)
 
@@ -44,9 +49,11 @@ def test_scheduler_carries_on_through_sentinel_promotion(
         sentinel_group.sentinel_url,
         observe=sentinel_group.master_client,
     )
-    cluster.configure(namespace="chaos-sentinel", lease_ttl="1s", jobs=catching_up(*JOBS))
-    cluster.bring_up_all(*NODES)
-    window_first_s = open_window(cluster, JOBS)
+    jobs = {**catching_up(*JOBS), **catching_up(WORKED_JOB, queue=WORKED_QUEUE)}
+    cluster.configure(namespace="chaos-sentinel", lease_ttl="1s", jobs=jobs)
+    worker = cluster.start_worker(WORKED_QUEUE)
+    cluster.bring_up_all(*NODES, worker=worker)
+    window_first_s = open_window(cluster, (*JOBS, WORKED_JOB))
 
     tokens = [cluster.wait_holder().token]
     promotion_s: list[float] = []
@@ -69,10 +76,13 @@ def test_scheduler_carries_on_through_sentinel_promotion(
         assert after.token >= before.token
         if failover + 1 < FAILOVERS:
             sentinel_group.rejoin(master)
-    window_last_s = close_window(cluster, JOBS)
+    window_last_s = close_window(cluster, (*JOBS, WORKED_JOB))
+    cluster.wait_executed([WORKED_JOB], window_last_s)
 
     messages = fired_messages(cluster.client(), PARKED)
-    run = count_window(cluster, messages, JOBS, window_first_s, window_last_s)
+    run = count_window(
+        cluster, messages, JOBS, window_first_s, window_last_s, worked_job=WORKED_JOB
+    )
     run.record(figures)
     figures.notes["promotion_s"] = promotion_s
 
@@ -81,3 +91,5 @@ def test_scheduler_carries_on_through_sentinel_promotion(
     assert tokens == sorted(tokens), f"fencing tokens went backwards: {tokens}"
     assert not fenced_claims(run.claims), fenced_claims(run.claims)[:10]
     assert run.at_broker.exact, run.at_broker.describe("parked queue on the new master")
+    assert worker.alive(), worker.tail()
+    assert run.executed.exact, run.executed.describe("executions by the worker")
