@@ -16,7 +16,8 @@ import redis
 from jobs.settings import WorkerSettings
 from scheduler.config import load_config
 from scheduler.connections import Timeouts, redis_client
-from scheduler.signing import Signer, load_key
+from scheduler.message_key import load_key
+from scheduler.signing import Signer
 from scheduler.store.outcomes import record_outcome
 from scheduler.wire import HEADER_JOB, HEADER_SLOT
 

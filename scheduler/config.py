@@ -44,6 +44,7 @@ from scheduler.jobspec import (
     read_zone,
     validation_lines,
 )
+from scheduler.message_key import load_key
 
 DEFAULT_CONFIG_PATH = Path("/etc/scheduler/scheduler.toml")
 
@@ -183,6 +184,10 @@ def _load_config(path: str | os.PathLike[str] | None, env: Mapping[str, str] | N
                 validated[reuse] = spec
     if settings is not None:
         settings = _with_password(main, settings, env, problems)
+        try:
+            load_key(settings.message_key_file, main.name)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     if problems or settings is None:
         raise ConfigError(problems)
     return Config(main, settings, jobs, _hash(settings, jobs))

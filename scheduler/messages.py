@@ -24,7 +24,8 @@ from kombu.serialization import dumps
 from scheduler.clock import utc
 from scheduler.connections import kombu_broker
 from scheduler.jobspec import JobSpec, name_in_json
-from scheduler.signing import Signer, canonical_body, load_key
+from scheduler.message_key import load_key
+from scheduler.signing import Signer, canonical_body
 from scheduler.triggers import AtTrigger
 from scheduler.wire import (
     HEADER_JOB,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from scheduler.errors import ConfigError
-from scheduler.signing import MIN_KEY_BYTES, Signer, canonical_body, load_key, signed_bytes
+from scheduler.message_key import MIN_KEY_BYTES, load_key
+from scheduler.signing import Signer, canonical_body, signed_bytes
 
 KEY = bytes(range(32))
 FIRE = ("app.report", canonical_body(["a", 1], {"x": [1, 2]}), "nightly", "2027-01-15T08:00:00Z")

@@ -4,6 +4,8 @@ deeply nested files, bare CR line ends, binary passwords. Each is one line, quic
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -199,3 +201,25 @@ def test_a_password_file_that_is_no_regular_file(tmp_path: Path, make) -> None: 
     main = config_file(tmp_path, "[scheduler]\n")
     [line] = problems_of(main, password_env(secret))
     assert line.startswith(f"SCHEDULER_REDIS_PASSWORD_FILE: {secret}: ")
+
+
+def test_validate_checks_the_message_key_file_without_importing_kombu(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_bytes(b"too short")
+    config = tmp_path / "scheduler.toml"
+    config.write_text(
+        f'[scheduler]\nmessage_key_file = "{key}"\n[jobs.a]\ntask = "t"\nevery = "1s"\n'
+    )
+    probe = (
+        "import sys\nfrom scheduler.config import load_config\nfrom scheduler.errors import "
+        "ConfigError\ntry:\n    load_config(sys.argv[1])\nexcept ConfigError as exc:\n"
+        "    print(exc)\nprint('kombu' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(config)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        f"scheduler.toml: scheduler.message_key_file: {key} holds 9 bytes; a message key needs "
+        "32 or more",
+        "False",
+    ]
