@@ -14,7 +14,6 @@ from typing import Any
 import redis
 
 from jobs.settings import WorkerSettings
-from scheduler.config import load_config
 from scheduler.connections import Timeouts, redis_client
 from scheduler.message_key import load_key
 from scheduler.signing import Signer
@@ -66,13 +65,8 @@ def message_signer(settings: WorkerSettings) -> Signer | None:
     overrides it, as for the scheduler); a key that cannot be used is a ConfigError, so a
     worker never quietly runs unverified messages it was told to verify.
     """
-    path = getattr(settings, "message_key_file", None)
+    path = settings.message_key_file
     source = settings.source.name if settings.source is not None else ""
-    if path is None:
-        if settings.source is not None:
-            path = load_config(settings.source).scheduler.message_key_file
-        else:
-            path = os.environ.get("SCHEDULER_MESSAGE_KEY_FILE", "")
     key = load_key(path, source)
     return Signer(key) if key is not None else None
 

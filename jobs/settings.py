@@ -22,6 +22,7 @@ class WorkerSettings:
     namespace: str
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None  # the config file read; None for built-in defaults
+    message_key_file: str = ""  # set: refuse messages without the scheduler's signature
 
 
 def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSettings:
@@ -51,6 +52,7 @@ def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSe
         namespace=config.scheduler.namespace,
         broker_transport_options=dict(config.scheduler.broker_transport_options),
         source=config.path,
+        message_key_file=config.scheduler.message_key_file,
     )
 
 
@@ -63,4 +65,5 @@ def default_settings() -> WorkerSettings:
         broker_url=settings.effective_broker_url,
         namespace=settings.namespace,
         broker_transport_options=dict(settings.broker_transport_options),
+        message_key_file=settings.message_key_file,
     )
