@@ -459,8 +459,10 @@ def _collect_jobs(
         return
     for name, table in jobs.items():
         if not JOB_NAME.fullmatch(name):
+            # Shown quoted, as TOML writes it: a newline or a blank in it stays on the line.
+            shown = json.dumps(name[:80] + ("..." if len(name) > 80 else ""))
             problems.append(
-                f"{path.name}: jobs.{name}: job name may only use letters, digits, '_', '-', '.'"
+                f"{path.name}: jobs.{shown}: job name may only use letters, digits, '_', '-', '.'"
             )
         elif name in tables:
             problems.append(

@@ -130,7 +130,7 @@ JOB = '[jobs.cleanup]\ntask = "t"\n'
         (JOB + "every = 5\nargs = [2026-01-01T00:00:00Z]", "scheduler.toml: jobs.cleanup.args: values must be JSON"),
         (JOB + 'at = "next tuesday"', "scheduler.toml: jobs.cleanup.at: expected an ISO 8601 instant"),
         (JOB + 'cron = "@daily"\nstart = 2026-01-01T00:00:00Z', "scheduler.toml: jobs.cleanup.start: only an `every` job has a start"),
-        ('[jobs."bad name"]\ntask = "t"\nevery = 5', "scheduler.toml: jobs.bad name: job name may only use letters, digits, '_', '-', '.'"),
+        ('[jobs."bad name"]\ntask = "t"\nevery = 5', "scheduler.toml: jobs.\"bad name\": job name may only use letters, digits, '_', '-', '.'"),
         ('[scheduler]\nredis_url = "localhost"', "scheduler.toml: scheduler.redis_url: expected a URL like redis://host:6379/0 (value not shown)"),
         ('[scheduler]\nlease_tll = "2s"', "scheduler.toml: scheduler.lease_tll: unknown key"),
         ('[scheduler]\nlease_ttl = "100ms"', "scheduler.toml: scheduler.lease_ttl: must be at least 300ms, got 100ms"),
