@@ -32,6 +32,17 @@ def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "reload refused" in r.getMessage()]
 
 
+def reload_and_tick_twice(rig: Rig) -> None:
+    """SIGHUP, the turn that starts the read, the read's end, then two ticks of 1 s."""
+    rig.node.request_reload()
+    rig.node.turn()
+    pending = rig.node._reloading
+    if pending is not None:
+        assert pending.wait(10)
+    rig.tick()
+    rig.tick()
+
+
 def unblock_fifo(path: Path) -> None:
     """A reader stuck opening the FIFO gets garbage and ends; without a reader, nothing."""
     try:
@@ -89,13 +100,7 @@ def test_a_bad_config_is_refused_and_the_running_one_keeps_firing(
     text = rig.path.read_text()
     assert old in text
     rig.path.write_text(text.replace(old, new, 1))
-    rig.node.request_reload()
-    rig.node.turn()
-    pending = rig.node._reloading
-    if pending is not None:
-        assert pending.wait(10)
-    rig.tick()
-    rig.tick()
+    reload_and_tick_twice(rig)
     assert rig.node.config.hash == running
     assert len(refusals(caplog)) == 1
     start = int(rig.clock.wall_s) - 2
@@ -110,13 +115,7 @@ def test_a_good_config_is_applied_and_its_new_job_fires(
     rig.path.write_text(
         rig.path.read_text() + '\n[jobs.b]\ntask = "t"\nevery = "1s"\nqueue = "parked"\n'
     )
-    rig.node.request_reload()
-    rig.node.turn()
-    pending = rig.node._reloading
-    if pending is not None:
-        assert pending.wait(10)
-    rig.tick()
-    rig.tick()
+    reload_and_tick_twice(rig)
     assert sorted(rig.node.config.jobs) == ["a", "b"]
     newest = slot_text(int(rig.clock.wall_s))
     assert ("b", newest) in rig.fired()
