@@ -22,9 +22,21 @@ TRANSIENT_REPLIES = (
 )  # fmt: skip
 
 
+# redis-py turns some of those replies into classes of their own and drops the code from the
+# message ("OOM command not allowed ..." reads "command not allowed ..."), so look at both.
+TRANSIENT_CLASSES: tuple[type[redis.RedisError], ...] = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.NoScriptError,
+)
+
+
 def is_transient_reply(error: redis.ResponseError) -> bool:
-    return str(error).lstrip("-").startswith(TRANSIENT_REPLIES) or isinstance(
-        error, redis.exceptions.ReadOnlyError
+    return isinstance(error, TRANSIENT_CLASSES) or str(error).lstrip("-").startswith(
+        TRANSIENT_REPLIES
     )
 
 
