@@ -19,6 +19,7 @@ import redis
 from typer.testing import CliRunner
 
 from scheduler import cli
+from scheduler.cli import common
 from tests.clocks import ManualClock
 from tests.configs import config_file
 from tests.conftest import RedisServer
@@ -265,7 +266,7 @@ def _kept(command: str, data: Any) -> bool:
 
 @pytest.fixture
 def config(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(cli, "clock", ManualClock(wall_s=GOOD_SLOT + 60.0))
+    monkeypatch.setattr(common, "clock", ManualClock(wall_s=GOOD_SLOT + 60.0))
     return config_file(
         tmp_path,
         f'[scheduler]\nredis_url = "{redis_server.url}"\nnamespace = "{NS}"\n'

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scheduler import cli
+from scheduler.cli import common
 from tests.clocks import ManualClock
 from tests.configs import config_file
 from tests.conftest import RedisServer
@@ -24,7 +25,7 @@ def test_next_run_comes_from_the_injected_clock(
         "start = 2026-01-01T00:00:00Z\n",
     )
     # 2026-01-01T00:02:00Z: the next 90 s slot is 00:03:00.
-    monkeypatch.setattr(cli, "clock", ManualClock(wall_s=1_767_225_720.0))
+    monkeypatch.setattr(common, "clock", ManualClock(wall_s=1_767_225_720.0))
     result = CliRunner().invoke(cli.app, ["jobs", "list", "--json", "--config", str(config)])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)

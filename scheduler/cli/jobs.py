@@ -1,0 +1,112 @@
+"""The job read commands: `jobs list`, `jobs missed` and `next`; pausing and resuming."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scheduler.cli import common
+from scheduler.cli.common import ConfigOption, JsonOption, connect, fail, load, redis_failed
+from scheduler.errors import SchedulerError
+from scheduler.views import job_rows, missed_records, next_slots, table, to_json, unreadable_lines
+
+
+def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Every job: task, schedule, time zone, next run, last run and outcome, paused."""
+    cfg = load(config)
+    store = connect(cfg)
+    names = sorted(cfg.jobs)
+    try:
+        last_fires = store.read_last_fires(names)
+        outcomes = store.read_outcomes(names)
+        paused = store.read_paused(names)
+        quarantined = store.read_quarantined(names)
+    except SchedulerError as exc:
+        redis_failed(exc)
+    unreadable = [
+        *last_fires.unreadable, *outcomes.unreadable, *paused.unreadable,
+        *quarantined.unreadable,
+    ]  # fmt: skip
+    rows = job_rows(
+        cfg, common.clock.time(), last_fires.value, outcomes.value, paused.value, quarantined.value,
+        unreadable,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(to_json(rows))
+        return
+    columns = ["name", "task", "schedule", "timezone", "next_run", "last_run", "outcome", "paused"]
+    if any(row["quarantined"] for row in rows):
+        columns.append("quarantined")
+    typer.echo(table(rows, columns))
+    for line in unreadable_lines(unreadable):
+        typer.echo(line)
+
+
+def _set_paused(config: Path | None, name: str, paused: bool) -> None:
+    cfg = load(config)
+    if name not in cfg.jobs:
+        fail(f"no job named {name!r} in {cfg.path}", 2)
+    try:
+        connect(cfg).set_paused(name, paused)
+    except SchedulerError as exc:
+        redis_failed(exc)
+    typer.echo(f"{name}: {'paused' if paused else 'resumed'}")
+
+
+def jobs_pause(name: str, config: ConfigOption = None) -> None:
+    """Stop sending a job's slots (they are counted as skipped) until it is resumed."""
+    _set_paused(config, name, True)
+
+
+def jobs_resume(name: str, config: ConfigOption = None) -> None:
+    """Send a paused job's slots again, from the next one."""
+    _set_paused(config, name, False)
+
+
+def jobs_missed(
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("-n", min=1, help="How many ranges")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The newest missed ranges: job, first and last slot, count, reason."""
+    cfg = load(config)
+    try:
+        missed = connect(cfg).read_missed(count)
+    except SchedulerError as exc:
+        redis_failed(exc)
+    if as_json:
+        typer.echo(to_json(missed_records(missed.value, missed.unreadable)))
+        return
+    typer.echo(table(missed.value, ["job", "first", "last", "count", "reason"]))
+    for line in unreadable_lines(missed.unreadable):
+        typer.echo(line)
+
+
+def next_runs(
+    name: str,
+    config: ConfigOption = None,
+    count: Annotated[int, typer.Option("-n", min=1, max=10_000, help="How many slots")] = 5,
+    after: Annotated[
+        str | None, typer.Option("--after", help="ISO 8601 instant [default: now]")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The next N slots of a job, in its time zone."""
+    cfg = load(config)
+    job = cfg.jobs.get(name)
+    if job is None:
+        fail(f"no job named {name!r} in {cfg.path}", 2)
+    start = datetime.now(UTC)
+    if after is not None:
+        try:
+            start = datetime.fromisoformat(after.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"--after: expected an ISO 8601 instant, got {after!r}", 2)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=job.timezone)
+    slots = [slot.isoformat() for slot in next_slots(job, start, count)]
+    typer.echo(json.dumps(slots) if as_json else "\n".join(slots) or "(no more slots)")
