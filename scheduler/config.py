@@ -43,6 +43,7 @@ from scheduler.jobspec import (
     name_in_json,
     read_zone,
     validation_lines,
+    webhook_problem,
 )
 from scheduler.message_key import load_key
 
@@ -71,6 +72,14 @@ class SchedulerSettings(Strict):
     # signed and the worker hook refuses unsigned or mis-signed ones (docs/guarantees.md).
     message_key_file: str = ""
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    # What workers report about each run is kept per job, in one capped stream each: at most
+    # this many entries, none older than history_ttl.
+    history_max: int = Field(default=1000, ge=1, le=1_000_000)
+    history_ttl: timedelta = timedelta(days=7)
+    # Where the dead man's switch reports a job that stopped succeeding (each job's
+    # alert_task / alert_webhook, when set, takes precedence).
+    alert_task: str = ""
+    alert_webhook: str = ""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -79,7 +88,7 @@ class SchedulerSettings(Strict):
     def _readread_zone(cls, value: object) -> zoneinfo.ZoneInfo:
         return value if isinstance(value, zoneinfo.ZoneInfo) else read_zone(value)
 
-    @field_validator("lease_ttl", "max_clock_offset", mode="before")
+    @field_validator("lease_ttl", "max_clock_offset", "history_ttl", mode="before")
     @classmethod
     def _read_duration(cls, value: object) -> timedelta:
         return value if isinstance(value, timedelta) else parse_duration(value)
@@ -89,6 +98,21 @@ class SchedulerSettings(Strict):
     def _lease_long_enough(cls, value: timedelta) -> timedelta:
         if value < timedelta(milliseconds=300):
             raise ValueError(f"must be at least 300ms, got {format_duration(value)}")
+        return value
+
+    @field_validator("history_ttl")
+    @classmethod
+    def _history_long_enough(cls, value: timedelta) -> timedelta:
+        if value < timedelta(minutes=1):
+            raise ValueError(f"must be at least 1m, got {format_duration(value)}")
+        return value
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _webhook(cls, value: str) -> str:
+        wrong = webhook_problem(value) if value else None
+        if wrong is not None:
+            raise ValueError(wrong)
         return value
 
     @field_validator("namespace")

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +43,8 @@ def name_in_json(name: str) -> str:
 
 Catchup = Literal["all", "latest", "none"]
 ScheduleKind = Literal["cron", "every", "at"]
+# What a slot does while the job's previous run is still running (as its worker reports).
+Overlap = Literal["allow", "skip"]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -136,6 +139,16 @@ def queue_problem(queue: str, namespace: str | None) -> str | None:
     return None
 
 
+def webhook_problem(url: str) -> str | None:
+    """Why `url` cannot be an alert webhook, or None: an absolute http(s) URL with a host."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"expected an http:// or https:// URL, got {shown(url)}"
+    if any(not c.isprintable() or c.isspace() for c in url):
+        return f"a URL may not contain blanks or control characters, got {shown(url)}"
+    return None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -152,6 +165,10 @@ class _JobTable(Strict):
     catchup: Catchup = "all"
     misfire_grace: int | float | str = "5m"
     start: datetime | str | None = None
+    overlap: Overlap = "allow"
+    alert_after: int | float | str | None = None
+    alert_task: str | None = None
+    alert_webhook: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,12 +186,19 @@ class JobSpec:
     queue: str = "celery"
     catchup: Catchup = "all"
     misfire_grace: timedelta = timedelta(minutes=5)
+    overlap: Overlap = "allow"
+    # The dead man's switch: alert when no run succeeded for this long (None: off), by
+    # enqueuing `alert_task` and/or POSTing to `alert_webhook` (None: [scheduler]'s defaults).
+    alert_after: timedelta | None = None
+    alert_task: str | None = None
+    alert_webhook: str | None = None
 
     def renamed(self, name: str) -> JobSpec:
         """The same job under another name (its schedule must not depend on the name)."""
         return JobSpec(
             name, self.task, self.kind, self.schedule, self.timezone, self.trigger, self.args,
-            self.kwargs, self.queue, self.catchup, self.misfire_grace,
+            self.kwargs, self.queue, self.catchup, self.misfire_grace, self.overlap,
+            self.alert_after, self.alert_task, self.alert_webhook,
         )  # fmt: skip
 
     def fingerprint(self) -> dict[str, Any]:
@@ -189,6 +213,10 @@ class JobSpec:
             "queue": self.queue,
             "catchup": self.catchup,
             "misfire_grace_s": self.misfire_grace.total_seconds(),
+            "overlap": self.overlap,
+            "alert_after_s": None if self.alert_after is None else self.alert_after.total_seconds(),
+            "alert_task": self.alert_task,
+            "alert_webhook": self.alert_webhook,
         }
 
 
@@ -240,6 +268,20 @@ def build_job(
     except ValueError as exc:
         problems.append(f"{where}.misfire_grace: {exc}")
         grace = timedelta(0)
+    alert_after = None
+    if raw.alert_after is not None:
+        try:
+            alert_after = parse_duration(raw.alert_after)
+            if alert_after < timedelta(seconds=1):
+                raise ValueError(f"must be at least 1s, got {format_duration(alert_after)}")
+        except ValueError as exc:
+            problems.append(f"{where}.alert_after: {exc}")
+    if raw.alert_task is not None and not raw.alert_task.strip():
+        problems.append(f"{where}.alert_task: must name a Celery task, got {shown(raw.alert_task)}")
+    if raw.alert_webhook is not None:
+        wrong = webhook_problem(raw.alert_webhook)
+        if wrong is not None:
+            problems.append(f"{where}.alert_webhook: {wrong}")
     try:
         trigger, text = _trigger(name, kind, raw, zone)
     except (InvalidSchedule, ValueError) as exc:
@@ -263,6 +305,10 @@ def build_job(
         queue=raw.queue,
         catchup=raw.catchup,
         misfire_grace=grace,
+        overlap=raw.overlap,
+        alert_after=alert_after,
+        alert_task=raw.alert_task,
+        alert_webhook=raw.alert_webhook,
     )
 
 

@@ -16,6 +16,10 @@ HEADER_SLOT = "scheduler_slot"
 HEADER_TOKEN = "scheduler_token"  # noqa: S105 (a fencing token, not a secret)
 # HMAC-SHA256 of the fire, hex; only when a message key is configured (scheduler/signing.py).
 HEADER_SIGNATURE = "scheduler_signature"
+# Why an operator's fire was sent: one of FIRE_KINDS other than "scheduled". Absent on the
+# fires of the schedule itself.
+HEADER_KIND = "scheduler_kind"
+FIRE_KINDS = ("scheduled", "manual", "backfill", "catchup")
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
@@ -40,3 +44,9 @@ def task_id_of_text(namespace: str, job: str, slot: str) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     text = digest[:16].hex()
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def manual_task_id(namespace: str, job: str, slot: str, sequence: int) -> str:
+    """The task id of an operator's `trigger`: "/manual/<n>" after the slot, so it can never
+    equal the id of a scheduled (or backfilled) fire of the same slot, nor of another trigger."""
+    return task_id_of_text(namespace, job, f"{slot}/manual/{sequence}")

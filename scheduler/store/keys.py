@@ -42,8 +42,57 @@ class Keys:
 
     @property
     def history(self) -> str:
-        """Stream of fires (job, slot, token), capped: what was enqueued, by whom."""
+        """Stream of what was sent or decided, all jobs, capped. The claim writes each
+        scheduled fire as (job, slot, token); other entries add `kind`: "manual", "backfill"
+        or "catchup" (an operator's fire, with `task_id`), "skipped" (with `reason`, e.g.
+        "overlap"), "alert" (the dead man's switch, with `reason`). The entry id is the time
+        it was written, so lateness is entry time minus slot."""
         return self._key("history")
+
+    def reports(self, job: str) -> str:
+        """Stream per job of what workers reported, capped by `history_max` and `history_ttl`:
+        `event` (received, started, succeeded, failed, retried), slot, task_id, kind, worker,
+        and per event `duration_s` (a finished run) and `error` (type and first line)."""
+        return self._key(f"reports:{job}")
+
+    @property
+    def last_success(self) -> str:
+        """Hash job -> epoch seconds (text) of the newest run a worker reported succeeded."""
+        return self._key("last_success")
+
+    @property
+    def runtime_jobs(self) -> str:
+        """Hash job -> JSON object: jobs added at run time (`jobs add`), written as a config's
+        job table; validated by the same code as the config's jobs."""
+        return self._key("runtime_jobs")
+
+    @property
+    def runtime_version(self) -> str:
+        """String counter, INCRed with every change of `runtime_jobs`: the leader re-reads
+        them when it moves."""
+        return self._key("runtime_version")
+
+    @property
+    def pause_info(self) -> str:
+        """Hash job -> JSON {since, reason, watermark}: when and why a job was paused, and its
+        watermark then (`resume --catchup` fires the slots after it)."""
+        return self._key("pause_info")
+
+    @property
+    def alerts(self) -> str:
+        """Hash job -> JSON {since, reason}: the dead man's switch's open alerts; an entry
+        goes when the job succeeds again."""
+        return self._key("alerts")
+
+    @property
+    def manual_sequence(self) -> str:
+        """String counter: numbers each `trigger`, so each has a task id of its own."""
+        return self._key("manual_sequence")
+
+    def config_jobs(self, config_hash: str) -> str:
+        """Hash job -> JSON fingerprint: the jobs of the config with this hash, written by the
+        nodes running it, with a TTL; how a standby and `plan` see what the leader runs."""
+        return self._key(f"config:{config_hash}")
 
     @property
     def missed(self) -> str:
