@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from scheduler.cli import daemon, jobs, status
+from scheduler.cli import daemon, jobs, listing, status
 from scheduler.zones import use_pinned_tzdata
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ app.command()(daemon.run)
 app.command()(daemon.validate)
 app.command("next")(jobs.next_runs)
 app.command()(status.status)
-jobs_app.command("list")(jobs.jobs_list)
+jobs_app.command("list")(listing.jobs_list)
 jobs_app.command("pause")(jobs.jobs_pause)
 jobs_app.command("resume")(jobs.jobs_resume)
 jobs_app.command("missed")(jobs.jobs_missed)

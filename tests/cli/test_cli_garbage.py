@@ -115,9 +115,9 @@ CASES = [
          f"{M}:outcomes holds a list, not a hash", keeps_good=False),
     Case("paused-hash", _wrong_type("paused", "hash"), (LIST,),
          f"{M}:paused holds a hash, not a set"),
-    Case("missed-hash", _wrong_type("missed", "hash"), (MISSED,),
+    Case("missed-hash", _wrong_type("missed", "hash"), (LIST, MISSED),
          f"{M}:missed holds a hash, not a stream", keeps_good=False),
-    Case("missed_open-string", _wrong_type("missed_open", "string"), (MISSED,),
+    Case("missed_open-string", _wrong_type("missed_open", "string"), (LIST, MISSED),
          f"{M}:missed_open holds a string, not a hash"),
     Case("lease-hash", _wrong_type("lease", "hash"), (STATUS,), None),
     # -- bytes that are not UTF-8, in field names and in values ---------------------------
@@ -152,7 +152,7 @@ CASES = [
          f"{M}:last_fire field a holds '{'9' * 60}'..., not \"<slot> <token>\""),
     Case("missed-huge", _entry(job="a", first="1" + "0" * 30, last="1", count="1"), (MISSED,),
          f"{M}:missed field {BAD_ID} holds a missed range with first '1{'0' * 30}'"),
-    Case("missed_open-huge", _hset("missed_open", "a", "1 99999999999999 1 x"), (MISSED,),
+    Case("missed_open-huge", _hset("missed_open", "a", "1 99999999999999 1 x"), (LIST, MISSED),
          f"{M}:missed_open field a holds '1 99999999999999 1 x', not \"<first> <last> "
          "<count> <reason>\""),
     # readable records with huge numbers in fields nobody computes with: shown, JSON-safe
@@ -190,7 +190,7 @@ CASES = [
     Case("paused-empty", lambda r: r.sadd(f"{NS}:paused", ""), (LIST,), None),
     Case("missed-empty", _entry(job="", first="", last="", count=""), (MISSED,),
          f"{M}:missed field {BAD_ID} holds a missed range with job '', first '', last '', count ''"),
-    Case("missed_open-empty", _hset("missed_open", "a", ""), (MISSED,),
+    Case("missed_open-empty", _hset("missed_open", "a", ""), (LIST, MISSED),
          f"{M}:missed_open field a holds '', not \"<first> <last> <count> <reason>\""),
     # -- JSON of the wrong shape -----------------------------------------------------------
     Case("nodes-list", _node("[1, 2]"), (STATUS,), f"{M}:nodes field bad holds '[1, 2]', not a heartbeat"),
@@ -216,7 +216,7 @@ CASES = [
          f"{M}:outcomes field a holds '[]', not an outcome record"),
     Case("outcomes-number", _hset("outcomes", "a", '{"outcome": 5}'), (LIST,),
          f"{M}:outcomes field a holds an outcome of '5', not a name"),
-    Case("missed_open-short", _hset("missed_open", "a", "1 2 3"), (MISSED,),
+    Case("missed_open-short", _hset("missed_open", "a", "1 2 3"), (LIST, MISSED),
          f"{M}:missed_open field a holds '1 2 3', not \"<first> <last> <count> <reason>\""),
     Case("missed-no-job", _entry(first="1", last="1", count="1"), (MISSED,),
          f"{M}:missed field {BAD_ID} holds a missed range with job ''"),
