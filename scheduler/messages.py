@@ -29,6 +29,7 @@ from scheduler.signing import Signer, canonical_body
 from scheduler.triggers import AtTrigger
 from scheduler.wire import (
     HEADER_JOB,
+    HEADER_KIND,
     HEADER_SIGNATURE,
     HEADER_SLOT,
     HEADER_TOKEN,
@@ -39,6 +40,8 @@ from scheduler.wire import (
 
 # Broker URL schemes served by kombu's Redis transport (Sentinel included).
 REDIS_SCHEMES = ("redis", "rediss", "sentinel", "redis+socket")
+# The fencing token header of an operator's fire: no lease ever hands out token 0.
+OPERATOR_TOKEN = "0"  # noqa: S105 (a fencing token, not a secret)
 
 
 def _app(broker_url: str, transport_options: dict[str, Any]) -> Any:
@@ -163,14 +166,28 @@ class MessageFactory:
 
     def publish_arguments(self, job: JobSpec, slot_s: int, token: int) -> dict[str, Any]:
         """Keyword arguments for kombu's Producer.publish, as Celery's own send_task builds them."""
-        ident = task_id(self.namespace, job.name, slot_s)
+        return self._arguments(job, slot_s, str(token), task_id(self.namespace, job.name, slot_s))
+
+    def operator_publish_arguments(
+        self, job: JobSpec, slot_s: int, ident: str, kind: str
+    ) -> dict[str, Any]:
+        """The message of an operator's fire (`trigger`, `backfill`, `resume --catchup`): as
+        `publish_arguments` builds a scheduled one, under the task id `ident`, with the
+        `scheduler_kind` header and token "0" (no lease covers it; no leader's token is 0)."""
+        return self._arguments(job, slot_s, OPERATOR_TOKEN, ident, kind)
+
+    def _arguments(
+        self, job: JobSpec, slot_s: int, token: str, ident: str, kind: str | None = None
+    ) -> dict[str, Any]:
         message = self.app.amqp.as_task_v2(
             ident, job.task, args=list(job.args), kwargs=dict(job.kwargs), origin="scheduler"
         )
         headers = dict(message.headers)
         headers[HEADER_JOB] = job.name
         headers[HEADER_SLOT] = slot_text(slot_s)
-        headers[HEADER_TOKEN] = str(token)
+        headers[HEADER_TOKEN] = token
+        if kind is not None:
+            headers[HEADER_KIND] = kind
         if self.signer is not None:
             body = canonical_body(job.args, job.kwargs)
             headers[HEADER_SIGNATURE] = self.signer.sign(
