@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from scheduler.clock import utc
 from scheduler.describe import left_words, passed_words, schedule_words
@@ -107,13 +109,17 @@ def human_row(row: Mapping[str, Any]) -> dict[str, Any]:
         **row,
         "schedule": f"{row['description']} ({row['expression']})",
         "tz": row["timezone"],
-        "next": _short_instant(row["next_run"]),
+        "next": _local(row["next_run"], row["timezone"]),
         "left": left_words(row["next_in_s"]),
-        "last": _short_instant(row["last_run"]),
+        "last": _local(row["last_run"], row["timezone"]),
         "passed": passed_words(row["last_ago_s"]),
     }
 
 
-def _short_instant(text: str | None) -> str | None:
-    """ISO 8601 as "2026-12-03 09:00:00+01:00": the same instant, easier on the eye."""
-    return None if text is None else text.replace("T", " ").replace("Z", " UTC")
+def _local(text: str | None, zone: str) -> str | None:
+    """An ISO 8601 instant in the job's zone as `list-timers` writes it:
+    "Thu 2026-12-03 09:00:00 CET"."""
+    if text is None:
+        return None
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    return instant.strftime("%a %Y-%m-%d %H:%M:%S %Z")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from scheduler import cli
 from scheduler.cli import common
+from scheduler.cli.watch import watch
 from tests.clocks import ManualClock
 from tests.configs import config_file
 from tests.conftest import RedisServer
@@ -30,3 +31,40 @@ def test_next_run_comes_from_the_injected_clock(
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert row["next_run"] == "2026-01-01T00:03:00+00:00"
+
+
+def test_the_table_reads_like_list_timers(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_file(
+        tmp_path,
+        f'[scheduler]\nredis_url = "{redis_server.url}"\nnamespace = "cli-table"\n\n'
+        '[jobs.report]\ntask = "jobs.examples.ping"\ncron = "0 9 * * 1-5"\n'
+        'timezone = "Europe/Berlin"\n\n'
+        '[jobs.tick]\ntask = "jobs.examples.ping"\nevery = "90s"\n',
+    )
+    client = redis_server.client()
+    client.hset("cli-table:last_fire", "tick", "1767225630 7")  # 00:00:30Z, 90 s before now
+    client.hset("cli-table:outcomes", "tick", json.dumps({"outcome": "failed"}))
+    monkeypatch.setattr(common, "clock", ManualClock(wall_s=1_767_225_720.0))
+    result = CliRunner().invoke(cli.app, ["jobs", "list", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    header, tick, report = result.stdout.splitlines()
+    assert header.split() == [
+        "NAME", "SCHEDULE", "TZ", "NEXT", "LEFT", "LAST", "PASSED", "OUTCOME", "PAUSED", "SOURCE",
+    ]  # fmt: skip
+    assert tick.split("  ")[0] == "tick"
+    for text in ("Every 1 minute 30 seconds (1m30s)", "Thu 2026-01-01 00:03:00 UTC", "in 1 min",
+                 "Thu 2026-01-01 00:00:30 UTC", "1 min ago", "failed", "config"):  # fmt: skip
+        assert text in tick, (text, tick)
+    # Not a terminal: no colour codes.
+    assert "\x1b[" not in result.stdout
+    for text in ("At 09:00, Monday through Friday (0 9 * * 1-5)", "Europe/Berlin",
+                 "Fri 2026-01-02 09:00:00 CET", "in 8 h 58 min"):  # fmt: skip
+        assert text in report, (text, report)
+
+
+def test_watch_redraws_until_its_rounds_are_done(capsys: pytest.CaptureFixture[str]) -> None:
+    frames = iter(["one", "two"])
+    watch(lambda: next(frames), 0.2, rounds=2)
+    assert capsys.readouterr().out == "one\ntwo\n"
