@@ -60,7 +60,7 @@ def test_the_table_reads_like_list_timers(
     # Not a terminal: no colour codes.
     assert "\x1b[" not in result.stdout
     for text in ("At 09:00, Monday through Friday (0 9 * * 1-5)", "Europe/Berlin",
-                 "Fri 2026-01-02 09:00:00 CET", "in 8 h 58 min"):  # fmt: skip
+                 "Thu 2026-01-01 09:00:00 CET", "in 7 h 58 min"):  # fmt: skip
         assert text in report, (text, report)
 
 
