@@ -63,6 +63,7 @@ class Cluster:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.echo = True  # log lines of interest are echoed until the operator's view starts
         self.env = {
             **os.environ,
             "SCHEDULER_CONFIG": str(self.config_path),
@@ -169,6 +170,10 @@ class Cluster:
             self.processes["redis"].wait()
         self.processes.clear()
 
+    def quiet(self) -> None:
+        """Stop echoing log lines: from now on they only go to the log folder."""
+        self.echo = False
+
     def _redis_up(self) -> bool:
         try:
             return bool(self.client.ping())
@@ -187,15 +192,16 @@ class Cluster:
         self.processes[name] = process
         log = (self.workdir / f"{name}.log").open("a")
         assert process.stdout is not None
-        threading.Thread(target=_relay, args=(name, process.stdout, log, show), daemon=True).start()
+        threading.Thread(
+            target=self._relay, args=(name, process.stdout, log, show), daemon=True
+        ).start()
 
-
-def _relay(name: str, stream: IO[str], log: IO[str], show: tuple[str, ...]) -> None:
-    for line in stream:
-        log.write(line)
-        log.flush()
-        if any(marker in line for marker in show):
-            print(f"[{name:>7}] {line.rstrip()[-160:]}", flush=True)
+    def _relay(self, name: str, stream: IO[str], log: IO[str], show: tuple[str, ...]) -> None:
+        for line in stream:
+            log.write(line)
+            log.flush()
+            if self.echo and any(marker in line for marker in show):
+                print(f"[{name:>7}] {line.rstrip()[-160:]}", flush=True)
 
 
 def count_slots(cluster: Cluster, since_s: float, until_s: float) -> None:
@@ -256,6 +262,32 @@ def demo(cluster: Cluster) -> None:
     count_slots(cluster, started + 2, time.time() - 2)
 
 
+def operator_view(cluster: Cluster, workdir: Path) -> None:
+    """What an operator watches, redrawn every 2 s: `scheduler status` and `scheduler jobs
+    list`, run as an operator would run them (each also has `--watch` of its own)."""
+    cluster.quiet()
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    while True:
+        screens = [
+            subprocess.run(
+                [sys.executable, "-m", "scheduler", *command],
+                env=cluster.env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            for command in (["status"], ["jobs", "list"])
+        ]
+        print(
+            f"{clear}scheduler: a live cluster of {cluster.node_count} nodes and a worker; "
+            f"logs in {workdir}; Ctrl-C stops it\n\n$ scheduler status\n{screens[0].stdout}"
+            f"{screens[0].stderr}\n$ scheduler jobs list\n{screens[1].stdout}{screens[1].stderr}",
+            flush=True,
+        )
+        time.sleep(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", type=Path, default=Path("config/scheduler.toml"))
@@ -273,9 +305,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.demo:
                 demo(cluster)
             else:
-                while True:
-                    cluster.print_status()
-                    time.sleep(10)
+                operator_view(cluster, Path(workdir))
         except KeyboardInterrupt:
             print("\nstopping the cluster")
         finally:
