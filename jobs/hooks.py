@@ -2,13 +2,17 @@
 
 `install(app)` works on our app in `jobs` and on a user's own. It makes `RunOnceTask` the app's
 default task base (so each fired (job, slot) runs once, see `jobs.runonce`), and connects signal
-handlers that report what happened to each task the scheduler fired. Both act only on messages
-that carry the scheduler's headers; every other task is left alone. A failing hook is logged
-and never changes the task's own outcome.
+handlers that report what happened to each task the scheduler fired: received (in the worker's
+main process, as the message arrives), started (by RunOnceTask once its claim succeeds, so a
+skipped repeat reports nothing more), succeeded, failed or retried, with how long the run took,
+the worker's name and a failure's "Type: first line". Both act only on messages that carry the
+scheduler's headers; every other task is left alone. A failing hook is logged and never changes
+the task's own outcome.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +36,8 @@ from jobs.scheduled import (
 from jobs.settings import WorkerSettings, load_worker_settings
 
 DETAIL_MAX_CHARS = 500
+# Where on_prerun leaves the run's start (time.monotonic()) on the task's request.
+STARTED_ATTR = "scheduler_started_monotonic"
 
 __all__ = ["OutcomeRecorder", "ScheduledRun", "install", "scheduled_run"]
 
@@ -77,29 +83,50 @@ def install(
             return None
         return scheduled_run(getattr(task, "request", None))
 
+    def report(task: Any, run: ScheduledRun, event: str, detail: str | None = None) -> None:
+        request = getattr(task, "request", None)
+        started = getattr(request, STARTED_ATTR, None)
+        elapsed = time.monotonic() - started if isinstance(started, float) else None
+        recorder.record(run, event, detail, duration_s=elapsed, worker=_worker(request))
+
+    def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
+        # The worker's main process, as the message arrives: before any pool takes it.
+        if getattr(request, "app", getattr(sender, "app", None)) is not app:
+            return
+        run = scheduled_run(request)
+        if run is not None:
+            recorder.record(run, "received", worker=_worker(request))
+
     def on_prerun(sender: Any = None, **_: Any) -> None:
+        run = ours(sender)
+        if run is None:
+            return
+        # Durations count from here: just before RunOnceTask's claim, right before the body.
+        setattr(sender.request, STARTED_ATTR, time.monotonic())
         # A RunOnceTask reports "started" itself, once its claim succeeds: task_prerun comes
         # before the claim, and a skipped repeat must not overwrite the outcome of the run.
-        run = ours(sender)
-        if run is not None and not isinstance(sender, RunOnceTask):
-            recorder.record(run, "started")
+        if not isinstance(sender, RunOnceTask):
+            recorder.record(run, "started", worker=_worker(sender.request))
 
     def on_success(sender: Any = None, **_: Any) -> None:
         run = ours(sender)
         if run is not None:
-            recorder.record(run, "succeeded")
+            report(sender, run, "succeeded")
 
     def on_failure(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
         run = ours(sender)
         if run is not None:
-            recorder.record(run, "failed", _describe(exception))
+            report(sender, run, "failed", error_line(exception))
 
     def on_retry(sender: Any = None, reason: object = None, **_: Any) -> None:
         run = ours(sender)
         if run is not None:
-            recorder.record(run, "retried", _describe(reason))
+            # Celery's Retry carries the exception that caused it, when there was one.
+            cause = getattr(reason, "exc", None)
+            report(sender, run, "retried", error_line(cause if cause is not None else reason))
 
     handlers = {
+        signals.task_received: on_received,
         signals.task_prerun: on_prerun,
         signals.task_success: on_success,
         signals.task_failure: on_failure,
@@ -113,11 +140,22 @@ def install(
     return recorder
 
 
-def _describe(reason: object) -> str | None:
+def error_line(reason: object) -> str | None:
+    """A failure as one line: the exception's type and the first line of its message
+    ("ValueError: bad input"), cut to DETAIL_MAX_CHARS."""
     if reason is None:
         return None
     if isinstance(reason, BaseException):
-        text = f"{type(reason).__name__}: {reason}"
+        lines = str(reason).strip().splitlines()
+        name = type(reason).__name__
+        text = f"{name}: {lines[0].strip()}" if lines else name
     else:
-        text = str(reason)
+        lines = str(reason).strip().splitlines()
+        text = lines[0].strip() if lines else ""
     return text[:DETAIL_MAX_CHARS]
+
+
+def _worker(request: Any) -> str | None:
+    """The Celery node name ("worker1@host") the request ran on, if Celery said."""
+    hostname = getattr(request, "hostname", None)
+    return hostname if isinstance(hostname, str) and hostname else None

@@ -1,4 +1,5 @@
-"""Which deliveries the scheduler sent, and the worker's Redis client to report on them.
+"""Which deliveries the scheduler sent, the worker's Redis client, and the recorder that
+reports what happened to them.
 
 Only messages carrying the ``scheduler_job`` and ``scheduler_slot`` headers are the scheduler's;
 the hooks leave every other task alone.
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery import current_task
 
 from jobs.settings import WorkerSettings
 from scheduler.connections import Timeouts, redis_client
 from scheduler.message_key import load_key
 from scheduler.signing import Signer
-from scheduler.store.outcomes import record_outcome
-from scheduler.wire import HEADER_JOB, HEADER_SLOT
+from scheduler.store.keys import Keys
+from scheduler.store.reports import ReportWriter, Retention
+from scheduler.wire import HEADER_JOB, HEADER_KIND, HEADER_SLOT
 
 log = logging.getLogger(__name__)
 
@@ -33,26 +37,34 @@ class ScheduledRun:
     job: str
     slot: str
     task_id: str
+    kind: str = "scheduled"  # the scheduler_kind header: why it was sent
 
 
 def scheduled_run(request: Any) -> ScheduledRun | None:
     """The (job, slot) a task request was fired for; None if the scheduler did not send it.
 
-    Celery 5 copies a message's custom headers onto the request as attributes and keeps them in
-    ``request.headers`` too; read both, so a change on either side does not silently disable us.
+    Works on a task's request (`Task.request`, in the process that runs it) and on the worker's
+    `celery.worker.request.Request` of the ``task_received`` signal (in the main process).
     """
     job = request_header(request, HEADER_JOB)
     slot = request_header(request, HEADER_SLOT)
     task_id = getattr(request, "id", None)
     if job is None or slot is None or not isinstance(task_id, str):
         return None
-    return ScheduledRun(job=job, slot=slot, task_id=task_id)
+    kind = request_header(request, HEADER_KIND) or "scheduled"
+    return ScheduledRun(job=job, slot=slot, task_id=task_id, kind=kind)
 
 
 def request_header(request: Any, name: str) -> str | None:
+    """A header of the message behind `request`. Celery 5 copies a message's custom headers
+    onto a task's request as attributes and keeps them in ``request.headers`` too; the worker's
+    Request (``task_received``) has them in ``request_dict``. Read all three, so a change on
+    either side does not silently disable us."""
     value = getattr(request, name, None)
-    if value is None:
-        headers = getattr(request, "headers", None)
+    for holder in ("headers", "request_dict"):
+        if value is not None:
+            break
+        headers = getattr(request, holder, None)
         if isinstance(headers, dict):
             value = headers.get(name)
     return value if isinstance(value, str) else None
@@ -88,22 +100,42 @@ class WorkerRedis:
 
 
 class OutcomeRecorder:
-    """Writes outcomes through the store; a failure is logged, never raised into the task."""
+    """Reports what happened to each scheduler-sent task: one event into the job's reports
+    stream and its newest outcome, in one round trip (scheduler/store/reports.py). A failure
+    is logged, never raised into the task."""
 
     def __init__(self, settings: WorkerSettings, redis_: WorkerRedis | None = None) -> None:
         self._settings = settings
         self._redis = redis_ or WorkerRedis(settings.redis_url)
+        self._keys = Keys(settings.namespace)
+        self._retention = Retention(settings.history_max, settings.history_ttl)
+        self._writer: ReportWriter | None = None
 
-    def record(self, run: ScheduledRun, outcome: str, detail: str | None = None) -> None:
+    def record(
+        self,
+        run: ScheduledRun,
+        outcome: str,
+        detail: str | None = None,
+        *,
+        duration_s: float | None = None,
+        worker: str | None = None,
+    ) -> None:
+        """Record event `outcome` of `run`; `detail` is a failure's "Type: first line",
+        `duration_s` how long a finished run took, `worker` who ran it (default: this host)."""
         try:
-            record_outcome(
-                self._redis.client(),
-                self._settings.namespace,
+            client = self._redis.client()  # a new one after a fork: so is the writer
+            if self._writer is None or self._writer.client is not client:
+                self._writer = ReportWriter(client, self._keys)
+            skipped = self._writer.add(
                 run.job,
+                outcome,
                 run.slot,
                 run.task_id,
-                outcome,
-                detail,
+                kind=run.kind,
+                worker=worker or _current_worker(),
+                duration_s=duration_s,
+                error=detail,
+                retention=self._retention,
             )
         except Exception:
             log.exception(
@@ -113,3 +145,20 @@ class OutcomeRecorder:
                 run.slot,
                 run.task_id,
             )
+            return
+        if skipped:
+            log.error(
+                "recorded outcome %r of job %s slot %s (task %s) but not at %s: not what this "
+                "package wrote there",
+                outcome,
+                run.job,
+                run.slot,
+                run.task_id,
+                ", ".join(skipped),
+            )
+
+
+def _current_worker() -> str:
+    """The Celery node name of the task running in this thread, else this host's name."""
+    hostname = getattr(getattr(current_task, "request", None), "hostname", None)
+    return hostname if isinstance(hostname, str) and hostname else socket.gethostname()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """The few config values a worker uses: where results, outcomes and messages live."""
+    """The few config values a worker uses: where results, outcomes and messages live, and
+    how much of the reports to keep."""
 
     redis_url: str
     broker_url: str
@@ -23,6 +25,9 @@ class WorkerSettings:
     broker_transport_options: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None  # the config file read; None for built-in defaults
     message_key_file: str = ""  # set: refuse messages without the scheduler's signature
+    # What the hooks keep of each job's reports: at most this many, none older than the TTL.
+    history_max: int = 1000
+    history_ttl: timedelta = timedelta(days=7)
 
 
 def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSettings:
@@ -53,6 +58,8 @@ def load_worker_settings(path: str | os.PathLike[str] | None = None) -> WorkerSe
         broker_transport_options=dict(config.scheduler.broker_transport_options),
         source=config.path,
         message_key_file=config.scheduler.message_key_file,
+        history_max=config.scheduler.history_max,
+        history_ttl=config.scheduler.history_ttl,
     )
 
 
@@ -66,4 +73,6 @@ def default_settings() -> WorkerSettings:
         namespace=settings.namespace,
         broker_transport_options=dict(settings.broker_transport_options),
         message_key_file=settings.message_key_file,
+        history_max=settings.history_max,
+        history_ttl=settings.history_ttl,
     )

@@ -12,7 +12,8 @@ from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
 
-OUTCOMES = ("started", "succeeded", "failed", "retried")
+# The events a worker reports (scheduler/store/reports.py writes them); the newest is kept.
+OUTCOMES = ("received", "started", "succeeded", "failed", "retried")
 
 _SYSTEM_CLOCK = SystemClock()
 

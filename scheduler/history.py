@@ -1,0 +1,206 @@
+"""What `history` and `jobs show` list: fires, what workers reported of them, and the slots
+that were not fired, merged into rows, newest first. Pure: the store reads the entries.
+
+A fire's outcome is the newest event a worker reported for its task id, except that a
+"received" after another event is a repeat or redelivery of that run, not news: it only counts
+when nothing else was reported. A fire nobody reported on is "enqueued" for `REPORT_WAIT_S`
+after it was sent (still queued, most likely) and "unknown" after that: no worker took it, the
+worker runs without the hooks (`jobs.hooks.install`), or its reports were trimmed away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from scheduler.wire import slot_text, task_id
+
+# How long a fire without any worker report reads as "enqueued" before it reads as "unknown".
+REPORT_WAIT_S = 15 * 60.0
+# History entry kinds that sent a task, and those that record a decision not to (or a warning).
+FIRE_KINDS = ("scheduled", "manual", "backfill", "catchup")
+DECISION_KINDS = ("skipped", "alert")
+# Why a slot was deliberately not sent: its range reads "skipped", any other reason "missed".
+DELIBERATE_REASONS = frozenset({"overlap", "paused"})
+# Outcomes `history --failed` keeps.
+FAILED = frozenset({"failed"})
+_FINISHED = ("succeeded", "failed", "retried")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One entry of the history stream: a fire (kind in FIRE_KINDS), or a decision ("skipped",
+    "alert") with its reason. `entry_ms` is when it was written (the stream id, Redis TIME)."""
+
+    entry_ms: int
+    job: str
+    kind: str
+    slot_s: int | None
+    task_id: str | None = None  # None for a scheduled fire: derived from (namespace, job, slot)
+    token: str = ""
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerEvent:
+    """One event a worker reported (a `Keys.reports(job)` entry)."""
+
+    entry_ms: int
+    event: str
+    slot: str
+    task_id: str
+    kind: str = "scheduled"
+    worker: str = ""
+    duration_s: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRange:
+    """Slots of one job not sent: a missed range, or a gap still open."""
+
+    job: str
+    first_s: int
+    last_s: int
+    count: int
+    reason: str
+    open: bool = False
+
+
+def fire_task_id(namespace: str, entry: HistoryEntry) -> str | None:
+    """The task id a fire was sent with: the operator's, or the slot's deterministic one."""
+    if entry.task_id is not None:
+        return entry.task_id
+    if entry.slot_s is None:
+        return None
+    return task_id(namespace, entry.job, entry.slot_s)
+
+
+def rows(
+    namespace: str,
+    entries: Iterable[HistoryEntry],
+    events: Mapping[str, Sequence[WorkerEvent]],
+    ranges: Iterable[SlotRange],
+    now_s: float,
+) -> list[dict[str, Any]]:
+    """Every row, newest first: one per (job, slot, task id) fire with what its worker reported
+    (`events` by job), one per decision, one per range. A "skipped" entry that a range of the
+    same job and reason covers is left out: the range already says it, with its count."""
+    ranges = list(ranges)
+    by_task: dict[str, list[WorkerEvent]] = {}
+    for job_events in events.values():
+        for event in job_events:
+            by_task.setdefault(event.task_id, []).append(event)
+    result: list[dict[str, Any]] = []
+    seen: set[tuple[str, int | None, str | None]] = set()
+    # Oldest first, so a fire written twice keeps its first (real) enqueue time.
+    for entry in sorted(entries, key=lambda e: e.entry_ms):
+        if entry.kind in FIRE_KINDS:
+            ident = fire_task_id(namespace, entry)
+            if (entry.job, entry.slot_s, ident) in seen:
+                continue
+            seen.add((entry.job, entry.slot_s, ident))
+            # Task ids are unique per (job, slot) or per trigger, and a fire written twice is
+            # listed once: every report of its task id is about this fire.
+            result.append(fire_row(entry, ident, by_task.get(ident or "", ()), now_s))
+        elif not _covered(entry, ranges):
+            result.append(decision_row(entry))
+    result.extend(range_row(r) for r in ranges)
+    result.sort(key=lambda row: row["at_ms"], reverse=True)
+    return result
+
+
+def fire_row(
+    entry: HistoryEntry, ident: str | None, events: Sequence[WorkerEvent], now_s: float
+) -> dict[str, Any]:
+    """A fire and what its worker reported (`events`: those of its task id, any order)."""
+    events = sorted(events, key=lambda e: e.entry_ms)
+    lateness = None if entry.slot_s is None else round(entry.entry_ms / 1000 - entry.slot_s, 3)
+    newest = next((e for e in reversed(events) if e.event != "received"), None)
+    if newest is None and events:
+        newest = events[-1]
+    if newest is not None:
+        outcome = newest.event
+    else:
+        outcome = "enqueued" if now_s - entry.entry_ms / 1000 < REPORT_WAIT_S else "unknown"
+    started = [e for e in events if e.event == "started"]
+    finished = next((e for e in reversed(events) if e.event in _FINISHED), None)
+    worker = next((e.worker for e in reversed(events) if e.worker), None)
+    return {
+        **_blank(entry.job, entry.kind, entry.entry_ms),
+        "slot": None if entry.slot_s is None else slot_text(entry.slot_s),
+        "task_id": ident,
+        "enqueued_at": instant_text(entry.entry_ms),
+        "lateness_s": lateness,
+        "outcome": outcome,
+        "started_at": instant_text(started[-1].entry_ms) if started else None,
+        "duration_s": finished.duration_s if finished is not None else None,
+        "attempts": len(started),
+        "worker": worker,
+        "error": newest.error if newest is not None and outcome in ("failed", "retried") else None,
+        "token": entry.token,
+    }
+
+
+def decision_row(entry: HistoryEntry) -> dict[str, Any]:
+    """A slot the leader decided not to send ("skipped"), or an alert."""
+    return {
+        **_blank(entry.job, entry.kind, entry.entry_ms),
+        "slot": None if entry.slot_s is None else slot_text(entry.slot_s),
+        "outcome": entry.kind,
+        "reason": entry.reason,
+        "token": entry.token,
+    }
+
+
+def range_row(found: SlotRange) -> dict[str, Any]:
+    """A range of slots not sent; it sorts at its last slot (when the newest of them fell due)."""
+    outcome = "skipped" if found.reason in DELIBERATE_REASONS else "missed"
+    return {
+        **_blank(found.job, outcome, found.last_s * 1000),
+        "slot": slot_text(found.first_s),
+        "outcome": outcome,
+        "reason": found.reason,
+        "first": slot_text(found.first_s),
+        "last": slot_text(found.last_s),
+        "count": found.count,
+        "open": found.open,
+    }
+
+
+def instant_text(epoch_ms: int) -> str:
+    """An instant to the millisecond, UTC: "2026-01-01T00:00:00.123Z"."""
+    moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
+
+
+def _blank(job: str, kind: str, at_ms: int) -> dict[str, Any]:
+    # Every row has every key, so --json consumers and the table need no special cases.
+    return {
+        "job": job, "kind": kind, "slot": None, "task_id": None, "enqueued_at": None,
+        "lateness_s": None, "outcome": None, "started_at": None, "duration_s": None,
+        "attempts": None, "worker": None, "error": None, "reason": None, "first": None,
+        "last": None, "count": None, "open": None, "token": None, "at": instant_text(at_ms),
+        "at_ms": at_ms,
+    }  # fmt: skip
+
+
+def _covered(entry: HistoryEntry, ranges: Sequence[SlotRange]) -> bool:
+    if entry.kind != "skipped" or entry.slot_s is None:
+        return False
+    return any(
+        r.job == entry.job and r.reason == entry.reason and r.first_s <= entry.slot_s <= r.last_s
+        for r in ranges
+    )
+
+
+def detail(row: Mapping[str, Any]) -> str | None:
+    """The table's DETAIL cell: a fire's error, a decision's reason, a range's extent."""
+    if row.get("count") is not None:
+        more = f", {row['count']} slots through {row['last']}" if row["count"] != 1 else ""
+        gap = ", still open" if row.get("open") else ""
+        return f"{row['reason']}{more}{gap}"
+    error = row.get("error")
+    return str(error) if error is not None else row.get("reason")
