@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from scheduler import lease as leases
@@ -34,16 +35,19 @@ from scheduler.errors import (
     StoreUnavailable,
 )
 from scheduler.heartbeat import Heartbeat
+from scheduler.jobspec import JobSpec
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
 from scheduler.quarantine import Quarantine, names, repairing
 from scheduler.records import AdoptFlag
 from scheduler.reload import PendingReload
+from scheduler.runtime import RuntimeJobs, merge, running_jobs
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.redis_time import clearly_off, offset_to_redis
+from scheduler.store.runtime import RuntimeJobStore, RuntimeWatch
 from scheduler.store.state import StateStore
 from scheduler.wire import slot_text
 
@@ -109,6 +113,10 @@ class Node:
             Claims(redis_client(settings.redis_url), self.keys, ahead_s, self.clock), self.factory
         )
         self.engine: Engine | None = None
+        # The running jobs: the config's and the runtime jobs (`jobs add`) it does not shadow.
+        self.runtime = RuntimeWatch(RuntimeJobStore(self.claims.client, self.keys), self.clock)
+        self.runtime_jobs = RuntimeJobs()
+        self._jobs: dict[str, JobSpec] = dict(config.jobs)
         self.quarantine = Quarantine(self.store, self.clock)
         self._leading_token: int | None = None
         self._prepared_for: int | None = None
@@ -120,6 +128,11 @@ class Node:
         self._reload = threading.Event()
         self._reloading: PendingReload | None = None
         self._outbox_work = threading.Event()
+
+    @property
+    def jobs(self) -> Mapping[str, JobSpec]:
+        """The jobs this node runs (config and runtime), read-only."""
+        return MappingProxyType(self._jobs)
 
     # -- control, safe to call from signal handlers -----------------------------------------
 
@@ -187,6 +200,7 @@ class Node:
         if self.lease.value is not None and (self.lease.held() or not self.check_own_deadline):
             return self._lead_once()
         self._step_down()
+        self._refresh_runtime()  # kept fresh for the heartbeat; a take-over reads them anyway
         return STANDBY_POLL_S
 
     def loop_alive(self) -> bool:
@@ -234,7 +248,7 @@ class Node:
 
     def _warm_up(self) -> None:
         try:
-            for job in list(self.config.jobs.values()):
+            for job in list(self._jobs.values()):
                 if self._stop.is_set():
                     return
                 self.factory.template(job)
@@ -245,7 +259,8 @@ class Node:
         """This node's live facts for its heartbeat record."""
         return {
             "config_hash": self.config.hash,
-            "jobs": len(self.config.jobs),
+            "jobs": len(self._jobs),
+            "runtime_jobs": len(self._jobs) - len(self.config.jobs),
             "leader": self.lease.held(),
             "fencing_token": self.lease.token,
             "atomic_enqueue": self.atomic,
@@ -261,6 +276,8 @@ class Node:
         try:
             if self._leading_token != token:
                 self._take_over(value, token)
+            elif self._refresh_runtime():
+                self._apply_runtime(value)
             engine = self.engine
             assert engine is not None
             retry = self.quarantine.to_retry(engine.watermarks.keys())
@@ -303,7 +320,9 @@ class Node:
         """How long to wait for the next slot; build its messages meanwhile when it is close."""
         engine = self.engine
         next_s = engine.next_slot_s() if engine else None
-        sleep_s = MAX_SLEEP_S if next_s is None else min(MAX_SLEEP_S, next_s - self.clock.time())
+        # Woken for the next look at the runtime jobs too, so a change is applied within 1 s.
+        longest = min(MAX_SLEEP_S, self.runtime.due_in())
+        sleep_s = longest if next_s is None else min(longest, next_s - self.clock.time())
         if (
             engine is not None
             and next_s is not None
@@ -326,8 +345,9 @@ class Node:
             )
 
     def _take_over(self, lease_value: str, token: int) -> None:
-        jobs = sorted(set(self.config.jobs) - set(self.quarantine.jobs))
-        self.engine = Engine(self.config.jobs)
+        self._refresh_runtime(force=True)
+        jobs = sorted(set(self._jobs) - set(self.quarantine.jobs))
+        self.engine = Engine(self._jobs)
         self.engine.load(self._adopt(lease_value, jobs))
         self._leading_token = token
         self._outbox_work.set()  # drain whatever a former leader left
@@ -362,6 +382,44 @@ class Node:
                 names(started),
             )
         return {job: mark for job, (mark, _) in adopted.items()}
+
+    def _refresh_runtime(self, force: bool = False) -> bool:
+        """Re-read the runtime jobs if they changed in Redis (looked at every half second;
+        at once with `force`); True when the running jobs were merged anew. Redis failing
+        keeps the last good set."""
+        if not self.runtime.poll(force):
+            return False
+        self.runtime_jobs, self._jobs = self._merged(self.config)
+        return True
+
+    def _merged(self, config: Config) -> tuple[RuntimeJobs, dict[str, JobSpec]]:
+        """The known runtime jobs validated against `config`, and the jobs to run; logs
+        (once) each runtime job skipped or shadowed by a config job."""
+        found = merge(config, self.runtime.stored)
+        shadowed = [
+            f"runtime job {name} is shadowed by the job of that name in {config.path.name}: "
+            "the config's job runs (remove the runtime one: `scheduler jobs remove`)"
+            for name in found.shadowed
+        ]
+        skipped = [f"runtime job skipped: {line}" for line in found.problems]
+        self.runtime.say([*self.runtime.problems, *skipped, *shadowed])
+        return found, running_jobs(config, found.jobs)
+
+    def _apply_runtime(self, lease_value: str) -> None:
+        """Run the freshly merged jobs: new ones adopt their watermark, removed ones stop."""
+        assert self.engine is not None
+        added = set(self._jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
+        try:
+            self.engine.replace_jobs(self._jobs, self._adopt(lease_value, added))
+        except Exception:
+            self.runtime.forget_version()  # tried again at the next look
+            raise
+        self.factory.forget_templates()
+        log.info(
+            "runtime jobs changed: running %d jobs (%d at run time)",
+            len(self._jobs),
+            len(self._jobs) - len(self.config.jobs),
+        )
 
     def _send(self, lease_value: str, token: int, due: Due) -> None:
         # A failed send is resent as it was: claims already made answer "already ours".
@@ -443,10 +501,11 @@ class Node:
         ):
             log.error("reload refused: redis_url, broker_url and namespace need a restart")
             return
+        runtime, jobs = self._merged(fresh)
         if self.engine is not None and self.lease.value is not None:
-            added = set(fresh.jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
+            added = set(jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
             try:
-                self.engine.replace_jobs(fresh.jobs, self._adopt(self.lease.value, added))
+                self.engine.replace_jobs(jobs, self._adopt(self.lease.value, added))
             except SchedulerError as exc:
                 log.warning("reload: could not read new watermarks (%s); standing by", exc)
                 self.lease.forget()
@@ -456,8 +515,13 @@ class Node:
                 log.exception("reload refused: the new config could not be applied")
                 self._step_down()  # the engine is re-read from Redis with the running config
                 return
-        self.config = fresh
+        self.config, self.runtime_jobs, self._jobs = fresh, runtime, jobs
         self.factory.forget_templates()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        log.info("config reloaded: %d jobs, hash %s", len(fresh.jobs), fresh.hash)
+        log.info(
+            "config reloaded: %d jobs (and %d at run time), hash %s",
+            len(fresh.jobs),
+            len(runtime.jobs),
+            fresh.hash,
+        )
