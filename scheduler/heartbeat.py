@@ -7,6 +7,12 @@ vanishes, Redis lost its data (a restart without persistence), and the node says
 reads Redis's `maxmemory-policy`: any policy but `noeviction` lets Redis evict the lease, the
 watermarks or the outbox under memory pressure, so it is logged loudly and shown in `status`.
 
+It publishes its config's job fingerprints (scheduler/store/configs.py), a chunk per beat, and
+keeps their TTL fresh. A standby whose config hash differs from the leader's says so loudly,
+naming the jobs that differ (from the leader's published fingerprints), once per pair of
+configs and again every DRIFT_REPEAT_S while it lasts: were it to take over, it would run its
+own config, not the leader's.
+
 `WATCHDOG=1` goes to systemd only while the node's main loop turns (`loop_alive`): a stuck
 loop is restarted by systemd instead of sitting on a healthy-looking process.
 """
@@ -24,9 +30,13 @@ from typing import Any
 
 from scheduler import __version__
 from scheduler.clock import Clock, utc
+from scheduler.config import Config
 from scheduler.connections import tzdata_version
+from scheduler.drift import compare, fingerprints
 from scheduler.errors import SchedulerError
+from scheduler.lease import read_holder
 from scheduler.sdnotify import notify
+from scheduler.store.configs import Publication, read_published
 from scheduler.store.redis_time import clearly_off, offset_to_redis
 from scheduler.store.state import StateStore
 
@@ -36,6 +46,16 @@ HEARTBEAT_S = 1.0
 # How often Redis's eviction policy is read again (an operator may change it at run time).
 POLICY_CHECK_S = 60.0
 SAFE_POLICY = "noeviction"
+# Publishing a config's jobs takes at most this much of one beat (100,000 jobs: ~11 beats).
+PUBLISH_STEP_S = 0.1
+# How often the published config's TTL is renewed (and the publication checked still there).
+PUBLISH_REFRESH_S = 300.0
+# How often a standby compares its config with the leader's, and how often a drift that lasts
+# is logged again.
+DRIFT_CHECK_S = 5.0
+DRIFT_REPEAT_S = 600.0
+# A drift is logged without which jobs differ when the leader's jobs are not published by then.
+DRIFT_DETAIL_WAIT_S = 30.0
 
 
 class Heartbeat:
@@ -47,6 +67,7 @@ class Heartbeat:
         max_offset: timedelta,
         describe: Callable[[], dict[str, Any]],
         loop_alive: Callable[[], bool] = lambda: True,
+        config: Callable[[], Config] | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -65,6 +86,13 @@ class Heartbeat:
         # None until read; "unknown" where CONFIG is not allowed (managed Redis, ACLs).
         self.memory_policy: str | None = None
         self._policy_read_at: float | None = None
+        self.config = config  # the config file this node runs (not its runtime jobs)
+        self._publication: Publication | None = None
+        self._published_at: float | None = None
+        self._drift_checked_at: float | None = None
+        # (leader's hash, own hash) -> when first seen; and the pair last logged, and when.
+        self._drift_seen: tuple[tuple[str, str], float] | None = None
+        self._drift_logged: tuple[tuple[str, str], float] | None = None
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -85,6 +113,8 @@ class Heartbeat:
             notify(f"STATUS=Redis unreachable: {exc}")
         except Exception:  # the heartbeat thread must outlive anything one beat meets
             log.exception("heartbeat: unexpected error; carrying on")
+        else:
+            self._config_beat()
         # The process is alive even when Redis is not: systemd must not restart a healthy
         # standby because Redis is down. But a main loop that stopped turning is not healthy.
         if self.loop_alive():
@@ -108,6 +138,78 @@ class Heartbeat:
             "maxmemory_policy": self.memory_policy,
             **self.describe(),
         }
+
+    def _config_beat(self) -> None:
+        """Publish this node's config and compare it with the leader's; never in the way of
+        the heartbeat itself."""
+        if self.config is None:
+            return
+        try:
+            config = self.config()
+            self._publish(config)
+            self._watch_drift(config)
+        except SchedulerError as exc:
+            log.warning("heartbeat: config publication or drift check: %s", exc)
+        except Exception:
+            log.exception("heartbeat: config publication or drift check failed; carrying on")
+
+    def _publish(self, config: Config) -> None:
+        now_s = self.clock.monotonic()
+        current = self._publication
+        if (
+            current is None
+            or current.config_hash != config.hash
+            or (
+                current.done
+                and self._published_at is not None
+                and now_s - self._published_at >= PUBLISH_REFRESH_S
+            )
+        ):
+            current = self._publication = Publication(
+                self.store.client, self.store.keys, config.hash, config.jobs
+            )
+        if not current.done and current.step(PUBLISH_STEP_S):
+            self._published_at = now_s
+
+    def _watch_drift(self, config: Config) -> None:
+        now_s = self.clock.monotonic()
+        if self._drift_checked_at is not None and now_s - self._drift_checked_at < DRIFT_CHECK_S:
+            return
+        self._drift_checked_at = now_s
+        holder = read_holder(self.store.client, self.store.keys)
+        leader_hash = None
+        if holder is not None and holder.node_id != self.node_id:
+            found = self.store.read_nodes().value.get(holder.node_id, {}).get("config_hash")
+            leader_hash = found if isinstance(found, str) else None
+        if holder is None or leader_hash is None or leader_hash == config.hash:
+            if self._drift_logged is not None and leader_hash == config.hash:
+                log.info("config drift over: this node runs the leader's config %s", config.hash)
+            self._drift_seen = self._drift_logged = None
+            return
+        pair = (leader_hash, config.hash)
+        if self._drift_seen is None or self._drift_seen[0] != pair:
+            self._drift_seen = (pair, now_s)
+        logged = self._drift_logged
+        if logged is not None and logged[0] == pair and now_s - logged[1] < DRIFT_REPEAT_S:
+            return
+        published = read_published(self.store.client, self.store.keys, leader_hash)
+        if published.jobs is None and now_s - self._drift_seen[1] < DRIFT_DETAIL_WAIT_S:
+            return  # the leader may be publishing right now: wait a little for the details
+        if published.jobs is None:
+            which = f"which jobs differ is unknown (its jobs are {published.missing()})"
+        else:
+            drift = compare(published.jobs, fingerprints(config.jobs))
+            which = drift.describe() or "no job differs (the configs differ elsewhere)"
+        log.error(
+            "config drift: this node runs config %s (%d jobs), the leader %s runs %s: %s; "
+            "if this node takes over it will run its own config",
+            config.hash,
+            len(config.jobs),
+            holder.node_id,
+            leader_hash,
+            which,
+        )
+        self._drift_logged = (pair, now_s)
 
     def _measure_clock(self) -> None:
         offset_s, round_trip_s = offset_to_redis(self.store.client, self.clock)

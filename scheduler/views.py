@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from scheduler.clock import utc
 from scheduler.config import Config
+from scheduler.drift import compare
 from scheduler.jobspec import JobSpec
 from scheduler.lease import LeaseHolder
+from scheduler.store.configs import Published
 from scheduler.store.state import Unreadable
 from scheduler.wire import slot_text
 
@@ -90,15 +93,23 @@ def status_record(
     nodes: Mapping[str, Mapping[str, Any]],
     now_s: float,
     extra: Mapping[str, Any],
+    published: Mapping[str, Published] | None = None,
 ) -> dict[str, Any]:
+    """`status`'s record. A node whose config hash is not the leader's has `config_drift`
+    true (None while no leader's record says its hash); `drift` says which jobs differ, from
+    `published` (hash -> that config's published jobs; see `drift_hashes`)."""
     # StateStore.read_nodes leaves out records whose seen_at is not a time.
     recent = [
         dict(record)
         for _, record in sorted(nodes.items())
         if now_s - float(record.get("seen_at", 0)) <= RECENT_S
     ]
+    leader_hash = leader_config_hash(holder, nodes)
     for record in recent:
         record["seen_ago_s"] = round(now_s - float(record.get("seen_at", 0)), 1)
+        record["config_drift"] = (
+            None if leader_hash is None else record.get("config_hash") != leader_hash
+        )
     policies = sorted(
         {r["maxmemory_policy"] for r in recent if isinstance(r.get("maxmemory_policy"), str)}
         - {"unknown"}
@@ -109,13 +120,21 @@ def status_record(
         for policy in policies
         if policy != "noeviction"
     ]
+    drift = [
+        _node_drift(record, leader_hash, published or {})
+        for record in recent
+        if record["config_drift"] and leader_hash is not None
+    ]
+    warnings += [entry["summary"] for entry in drift]
     return {
         "leader": holder.node_id if holder else None,
         "warnings": warnings,
         "fencing_token": holder.token if holder else None,
         "lease_left_ms": holder.left_ms if holder else None,
+        "leader_config_hash": leader_hash,
         **extra,
         "nodes": recent,
+        "drift": drift,
     }
 
 
@@ -205,3 +224,66 @@ def cell(value: object) -> str:
         text = json.dumps(json_safe(value), allow_nan=False)
     text = _printable(text[: _CELL_CHARS * 2])
     return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 3] + "..."
+
+
+# -- config drift in `status` ------------------------------------------------------------------
+
+# What a config hash looks like (config.py: 12 hex digits); anything else read from a node
+# record is shown, never used in a key name.
+_CONFIG_HASH = re.compile(r"[0-9a-f]{1,64}")
+
+
+def leader_config_hash(
+    holder: LeaseHolder | None, nodes: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """The config hash in the lease holder's node record, or None."""
+    if holder is None:
+        return None
+    found = nodes.get(holder.node_id, {}).get("config_hash")
+    return found if isinstance(found, str) else None
+
+
+def drift_hashes(holder: LeaseHolder | None, nodes: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The config hashes whose published jobs `status_record` needs: the leader's and those of
+    the nodes that differ from it (each a well-formed hash)."""
+    leader_hash = leader_config_hash(holder, nodes)
+    if leader_hash is None:
+        return []
+    found = {leader_hash} | {record.get("config_hash") for record in nodes.values()}
+    return sorted(h for h in found if isinstance(h, str) and _CONFIG_HASH.fullmatch(h))
+
+
+def _node_drift(
+    record: Mapping[str, Any], leader_hash: str, published: Mapping[str, Published]
+) -> dict[str, Any]:
+    node_hash = record.get("config_hash")
+    node_hash = node_hash if isinstance(node_hash, str) else None
+    theirs = published.get(node_hash) if node_hash is not None else None
+    leaders = published.get(leader_hash)
+    entry: dict[str, Any] = {
+        "node_id": record.get("node_id"),
+        "config_hash": node_hash,
+        "leader_config_hash": leader_hash,
+        "known": False,
+        "added": [],
+        "removed": [],
+        "changed": [],
+    }
+    who = f"{cell(record.get('node_id'))} runs config {cell(record.get('config_hash'))}"
+    head = f"config drift: {who} (leader {cell(leader_hash)})"
+    if theirs is None or leaders is None or theirs.jobs is None or leaders.jobs is None:
+        unknown = [
+            f"config {cell(found)} is {pub.missing() if pub else 'not published'}"
+            for found, pub in ((leader_hash, leaders), (node_hash, theirs))
+            if pub is None or pub.jobs is None
+        ]
+        entry["summary"] = f"{head}: which jobs differ is unknown ({'; '.join(unknown)})"
+        return entry
+    difference = compare(leaders.jobs, theirs.jobs)
+    entry.update(difference.record(), known=True)
+    entry["summary"] = f"{head}: " + (
+        f"jobs {_printable(difference.describe(': '))}"
+        if difference
+        else "no job differs (the configs differ elsewhere)"
+    )
+    return entry

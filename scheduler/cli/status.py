@@ -1,4 +1,8 @@
-"""`scheduler status`: who leads, under which token, and every node seen recently."""
+"""`scheduler status`: who leads, under which token, and every node seen recently, with the
+nodes whose config differs from the leader's (and which jobs differ).
+
+Exit codes for health checks: 0 when a leader holds the lease, 3 when none does, 1 when Redis
+cannot be reached."""
 
 from __future__ import annotations
 
@@ -12,11 +16,16 @@ from scheduler.connections import redact_url, same_redis, tzdata_version
 from scheduler.errors import SchedulerError
 from scheduler.lease import read_holder
 from scheduler.quarantine import names
-from scheduler.views import cell, status_record, table, to_json, unreadable_lines
+from scheduler.store.configs import read_published
+from scheduler.views import cell, drift_hashes, status_record, table, to_json, unreadable_lines
+
+# `status`'s exit code when no node holds the lease.
+NO_LEADER = 3
 
 
 def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Leader, fencing token, lease left, and every node seen recently."""
+    """Leader, fencing token, lease left, and every node seen recently; exit 3 without a
+    leader."""
     cfg = load(config)
     store = connect(cfg)
     try:
@@ -27,6 +36,10 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         now_s = store.server_time()
         state_lost = store.read_state_lost()
         quarantined = store.read_quarantined()
+        published = {
+            found: read_published(store.client, store.keys, found)
+            for found in drift_hashes(holder, nodes.value)
+        }
     except SchedulerError as exc:
         redis_failed(exc)
     pending = outbox.value
@@ -50,21 +63,25 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             "quarantined": quarantined.value,
             "unreadable": [
                 *outbox.unreadable, *nodes.unreadable, *state_lost.unreadable,
-                *quarantined.unreadable,
+                *quarantined.unreadable, *(p for pub in published.values() for p in pub.unreadable),
             ],
         },
+        published,
     )  # fmt: skip
     if as_json:
         typer.echo(to_json(record))
-        return
-    _print_status(record)
+    else:
+        _print_status(record)
+    if holder is None:
+        raise typer.Exit(NO_LEADER)
 
 
 def _print_status(record: dict[str, Any]) -> None:
     leader = record["leader"] or "(none)"
     typer.echo(
-        f"leader: {leader}  token: {record['fencing_token'] or '-'}  "
+        f"leader: {cell(leader)}  token: {record['fencing_token'] or '-'}  "
         f"lease left: {record['lease_left_ms'] or '-'} ms  "
+        f"leader's config: {cell(record['leader_config_hash'])}  "
         f"config: {record['config_hash']}  tzdata: {record['tzdata']}"
     )
     outbox = record["outbox"]
@@ -84,9 +101,12 @@ def _print_status(record: dict[str, Any]) -> None:
         who = jobs[0] if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
         typer.echo(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
     columns = [
-        "node_id", "host", "pid", "leader", "clock_offset_ms", "clock_ok", "config_hash",
-        "seen_ago_s",
+        "node_id", "host", "pid", "version", "leader", "seen_ago_s", "clock_offset_ms",
+        "clock_ok", "config_hash", "drift", "tzdata",
     ]  # fmt: skip
-    typer.echo(table(record["nodes"], columns))
+    rows = [
+        {**node, "drift": "DRIFT" if node["config_drift"] else None} for node in record["nodes"]
+    ]
+    typer.echo(table(rows, columns))
     for line in unreadable_lines(record["unreadable"]):
         typer.echo(line)
