@@ -11,7 +11,6 @@ it, and only Redis being unreachable raises (StoreUnavailable).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from scheduler.errors import StateCorrupt
 from scheduler.history import DECISION_KINDS, FIRE_KINDS, HistoryEntry, SlotRange, WorkerEvent
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
+from scheduler.store.pauses import PauseRecord
 from scheduler.store.scripts import register
 from scheduler.store.state import (
     MAX_ENTRIES,
@@ -190,7 +190,12 @@ def read_job_state(client: redis.Redis, keys: Keys, job: str) -> Reading[JobStat
     raw = _field(client, keys.watermarks, job, unreadable)
     watermark = _checked(raw, keys.watermarks, job, _slot, "not a slot", unreadable)
     raw = _field(client, keys.pause_info, job, unreadable)
-    pause = _checked(raw, keys.pause_info, job, _pause, "not a pause record", unreadable)
+    pause = None
+    if raw is not None:
+        try:
+            pause = PauseRecord.parse(raw).record()
+        except ValueError as exc:  # it says what was found
+            unreadable.append(Unreadable(keys.pause_info, str(exc), job))
     raw = _field(client, keys.last_success, job, unreadable)
     success = _checked(raw, keys.last_success, job, _seconds, "not a time", unreadable)
     return Reading(JobState(watermark, pause, success), unreadable)
@@ -377,15 +382,3 @@ def _seconds(raw: bytes) -> float:
     if not math.isfinite(value) or not 0 <= value <= MAX_SLOT_S:
         raise ValueError
     return value
-
-
-def _pause(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_VALUE_BYTES:
-        raise ValueError
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ValueError from None
-    if not isinstance(record, dict):
-        raise ValueError
-    return record

@@ -1,0 +1,255 @@
+"""`history` and `jobs show`: what was sent, what the workers said of it, and what was not sent.
+
+Both read the history stream (fires and the leader's decisions), each job's reports stream
+(what its workers reported) and the missed ranges, merged by scheduler/history.py. Every read
+is bounded: `history` looks at the newest 10,000 history entries at most.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from scheduler.cli import common
+from scheduler.cli.common import ConfigOption, JsonOption, connect, fail, load, redis_failed
+from scheduler.clock import utc
+from scheduler.config import Config
+from scheduler.describe import schedule_words
+from scheduler.durations import format_duration, parse_duration
+from scheduler.errors import SchedulerError
+from scheduler.history import FAILED, FIRE_KINDS, detail, instant_text, rows
+from scheduler.jobspec import JobSpec
+from scheduler.store.reports import read_history, read_job_state, read_ranges, read_reports
+from scheduler.store.state import MAX_ENTRIES, Reading, StateStore, Unreadable
+from scheduler.views import cell, missed_records, next_slots, table, to_json, unreadable_lines
+
+# A worker may report a fire a little before the CLI that sent it wrote it to history.
+_REPORT_SLACK_MS = 60_000
+SHOWN_SLOTS = 10
+SHOWN_FIRES = 10
+HISTORY_COLUMNS = ["slot", "job", "kind", "outcome", "late", "duration", "worker", "detail"]
+MISSED_COLUMNS = ["first", "last", "count", "outcome", "reason", "open"]
+FIRE_COLUMNS = ["slot", "kind", "outcome", "late", "duration", "worker", "task_id", "detail"]
+
+
+def _known(cfg: Config, store: StateStore) -> set[str]:
+    """The jobs a command may name: those of the config for now (runtime jobs join later)."""
+    return set(cfg.jobs)
+
+
+def _job_spec(cfg: Config, store: StateStore, name: str) -> JobSpec | None:
+    """The definition of job `name`, wherever it is defined."""
+    return cfg.jobs.get(name)
+
+
+def collect(
+    store: StateStore,
+    namespace: str,
+    now_s: float,
+    *,
+    job: str | None = None,
+    since_ms: int | None = None,
+    limit: int | None = None,
+) -> Reading[list[dict[str, Any]]]:
+    """History rows, newest first (of `job`, none before `since_ms`); with `limit`, only that
+    many, and only their jobs' reports are read."""
+    entries = read_history(store.client, store.keys, since_ms=since_ms, job=job)
+    ranges = read_ranges(store, job)
+    found = [r for r in ranges.value if since_ms is None or r.last_s * 1000 >= since_ms]
+    # Which fires are shown does not depend on their reports: pick them first, read less.
+    shown = rows(namespace, entries.value, {}, found, now_s)
+    if limit is not None:
+        shown = shown[:limit]
+    oldest: dict[str, int] = {}
+    for row in shown:
+        if row["kind"] in FIRE_KINDS:
+            oldest[row["job"]] = min(oldest.get(row["job"], row["at_ms"]), row["at_ms"])
+    wanted = {name: max(0, at_ms - _REPORT_SLACK_MS) for name, at_ms in oldest.items()}
+    reports = read_reports(store.client, store.keys, wanted)
+    result = rows(namespace, entries.value, reports.value, found, now_s)
+    if limit is not None:
+        result = result[:limit]
+    return Reading(result, entries.unreadable + ranges.unreadable + reports.unreadable)
+
+
+def history(
+    name: Annotated[str | None, typer.Argument(help="Only this job's fires")] = None,
+    count: Annotated[int, typer.Option("-n", min=1, max=MAX_ENTRIES, help="How many rows")] = 20,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="ISO 8601 instant (the scheduler's time zone when it has no offset), or a "
+            "duration like 2h: that long ago",
+        ),
+    ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only failed runs")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Fires across jobs, newest first, with what the workers reported; missed and skipped
+    slots with their reason."""
+    cfg = load(config)
+    now_s = common.clock.time()
+    since_ms = None if since is None else _since_ms(since, now_s, cfg.scheduler.timezone)
+    store = connect(cfg)
+    try:
+        if name is not None and name not in _known(cfg, store):
+            fail(f"no job named {name!r} in {cfg.path}", 2)
+        found = collect(
+            store, cfg.scheduler.namespace, now_s, job=name, since_ms=since_ms,
+            limit=None if failed else count,
+        )  # fmt: skip
+    except SchedulerError as exc:
+        redis_failed(exc)
+    selected = [row for row in found.value if not failed or row["outcome"] in FAILED][:count]
+    if as_json:
+        typer.echo(to_json(missed_records([_public(row) for row in selected], found.unreadable)))
+        return
+    typer.echo(table([_cells(row) for row in selected], HISTORY_COLUMNS))
+    for line in unreadable_lines(found.unreadable):
+        typer.echo(line)
+
+
+def jobs_show(
+    name: Annotated[str, typer.Argument(help="The job")],
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """One job whole: its definition, state, next slots, last fires and missed ranges."""
+    cfg = load(config)
+    store = connect(cfg)
+    now_s = common.clock.time()
+    try:
+        job = _job_spec(cfg, store, name) if name in _known(cfg, store) else None
+        if job is None:
+            fail(f"no job named {name!r} in {cfg.path}", 2)
+        fires = collect(store, cfg.scheduler.namespace, now_s, job=name)
+        state = read_job_state(store.client, store.keys, name)
+        paused = store.read_paused([name])
+        quarantined = store.read_quarantined([name])
+    except SchedulerError as exc:
+        redis_failed(exc)
+    unreadable: list[Unreadable] = [
+        *fires.unreadable, *state.unreadable, *paused.unreadable, *quarantined.unreadable,
+    ]  # fmt: skip
+    found = quarantined.value.get(name)
+    record = {
+        "name": name,
+        "definition": definition(job),
+        "watermark": None if state.value.watermark_s is None else _slot(state.value.watermark_s),
+        "last_success": None
+        if state.value.last_success_s is None
+        else instant_text(round(state.value.last_success_s * 1000)),
+        "next_slots": [s.isoformat() for s in next_slots(job, utc(now_s), SHOWN_SLOTS)],
+        "fires": [_public(r) for r in fires.value if r["kind"] in FIRE_KINDS][:SHOWN_FIRES],
+        # Missed and skipped ranges, open gaps included (collect read them with the fires).
+        "missed": [_public(r) for r in fires.value if r["first"] is not None],
+        "paused": name in paused.value,
+        "pause": state.value.pause,
+        "quarantined": _quarantine_text(found),
+        "unreadable": list(dict.fromkeys(unreadable)),
+    }
+    if as_json:
+        typer.echo(to_json(record))
+        return
+    typer.echo(_show_text(record))
+    for line in unreadable_lines(unreadable):
+        typer.echo(line)
+
+
+def definition(job: JobSpec) -> dict[str, Any]:
+    """The whole definition of a job, as written (durations in the config's own form)."""
+    return {
+        "task": job.task,
+        "kind": job.kind,
+        "schedule": job.schedule,
+        "description": schedule_words(job),
+        "timezone": job.timezone.key,
+        "args": list(job.args),
+        "kwargs": dict(job.kwargs),
+        "queue": job.queue,
+        "catchup": job.catchup,
+        "misfire_grace": format_duration(job.misfire_grace),
+        "overlap": job.overlap,
+        "alert_after": None if job.alert_after is None else format_duration(job.alert_after),
+        "alert_task": job.alert_task,
+        "alert_webhook": job.alert_webhook,
+    }
+
+
+def _since_ms(text: str, now_s: float, zone: ZoneInfo) -> int:
+    """--since as epoch ms: a duration ("2h", or seconds) means that long before now; an
+    instant without an offset is read in `zone`. Exit 2 when it is neither."""
+    try:
+        return int((now_s - parse_duration(text).total_seconds()) * 1000)
+    except ValueError:
+        pass
+    try:
+        instant = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--since: expected an ISO 8601 instant or a duration like 2h, got {text!r}", 2)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=zone)
+    return int(instant.timestamp() * 1000)
+
+
+def _slot(slot_s: int) -> str:
+    return instant_text(slot_s * 1000).replace(".000Z", "Z")
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in row.items() if key != "at_ms"}
+
+
+def _cells(row: dict[str, Any]) -> dict[str, Any]:
+    """A row as table cells: seconds written short, a range's extent in DETAIL."""
+    late, took = row.get("lateness_s"), row.get("duration_s")
+    return {
+        **row,
+        "late": None if late is None else f"{late:.1f}s",
+        "duration": None if took is None else f"{took:.2f}s",
+        "detail": detail(row),
+    }
+
+
+def _show_text(record: dict[str, Any]) -> str:
+    definition_ = record["definition"]
+    width = max(len(key) for key in definition_) + 1
+    lines = [f"{record['name']}"]
+    lines += [f"  {key + ':':<{width}} {_plain(value)}" for key, value in definition_.items()]
+    pause = record["pause"]
+    state = "no"
+    if record["paused"]:
+        state = "yes"
+        if pause is not None:
+            since = instant_text(round(float(pause.get("since", 0)) * 1000))
+            state = f"paused since {since} ({pause.get('reason') or 'no reason given'})"
+    lines += [
+        "",
+        f"  watermark:    {_plain(record['watermark'])}",
+        f"  last success: {_plain(record['last_success'])}",
+        f"  paused:       {state}",
+        f"  quarantined:  {_plain(record['quarantined'] or 'no')}",
+        "",
+        "next slots:",
+        *([f"  {slot}" for slot in record["next_slots"]] or ["  (no more slots)"]),
+        "",
+        "last fires:",
+        table([_cells(row) for row in record["fires"]], FIRE_COLUMNS),
+        "",
+        "missed:",
+        table([_cells(row) for row in record["missed"]], MISSED_COLUMNS),
+    ]
+    return "\n".join(lines)
+
+
+def _quarantine_text(found: dict[str, Any] | None) -> str | None:
+    return None if found is None else f"key {found.get('key')} holds {found.get('found')}"
+
+
+def _plain(value: object) -> str:
+    return cell(value)
