@@ -74,7 +74,10 @@ class RuntimeJobStore:
 
     @redis_errors("counting runtime jobs")
     def count(self) -> int:
-        return int(self.client.hlen(self.keys.runtime_jobs))
+        """How many are stored (0 when the key is not a hash: the write then says so)."""
+        key = self.keys.runtime_jobs
+        kind = self.client.type(key)
+        return int(self.client.hlen(key)) if kind in (b"hash", "hash") else 0
 
     def read(self) -> tuple[dict[str, bytes] | None, list[str]]:
         """Every stored table by name (at most MAX_RUNTIME_JOBS), and lines about what could
