@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from scheduler.cli import common, control
 from scheduler.signing import Signer, canonical_body
-from scheduler.wire import manual_task_id, slot_text, task_id
+from scheduler.wire import manual_task_id, slot_text, task_id, task_id_of_text
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer, free_port
 from tests.integration.harness import write_config
+from tests.node.conftest import rig_factory  # noqa: F401  (a fixture, used by name)
 
 NS = "ctl"
 QUEUE = "parked"
@@ -477,3 +478,49 @@ def test_resume_catchup_reports_an_unreadable_pause_record(
     )
     assert not client.exists(f"{NS}:paused")
     assert client.llen(QUEUE) == 0
+
+
+# -- with a live leader: the in-process node rig -------------------------------------------
+
+
+def test_pause_all_then_resume_all_catchup_fires_exactly_what_the_leader_skipped(
+    rig_factory: Any,  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(common, "clock", ManualClock())
+    second = {"task": "jobs.examples.ping", "every": "1s", "queue": QUEUE}
+    rig = rig_factory({"a": second, "b": second}, max_clock_offset="30s")
+    namespace = rig.node.keys.namespace
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(app, [*args, "--config", str(rig.path)])
+
+    rig.lead()
+    rig.tick()
+    rig.tick()
+    before = {(m["scheduler_job"], m["scheduler_slot"]) for m in sent(rig.redis)}
+    assert cli("pause", "--all").stdout == "a: paused\nb: paused\n"
+    for _ in range(3):
+        rig.tick()
+    assert {(m["scheduler_job"], m["scheduler_slot"]) for m in sent(rig.redis)} == before
+    assert rig.redis.hgetall(f"{namespace}:paused_skips") == {b"a": b"3", b"b": b"3"}
+
+    done = cli("resume", "--all", "--catchup")
+    assert done.exit_code == 0, done.output
+    resumed_s = int(rig.clock.time())
+    skipped = [slot_text(resumed_s - n) for n in (2, 1, 0)]
+    assert done.stdout.splitlines() == ["a: resumed", "b: resumed"] + [
+        f"{job}: caught up 3 slots skipped while paused ({skipped[0]} .. {skipped[-1]})"
+        for job in ("a", "b")
+    ]
+    caught_up = [m for m in sent(rig.redis) if m.get("scheduler_kind") == "catchup"]
+    assert [(m["scheduler_job"], m["scheduler_slot"], m["id"]) for m in caught_up] == [
+        (job, slot, task_id_of_text(namespace, job, slot)) for job in ("a", "b") for slot in skipped
+    ]
+    # The leader goes on from the next slot: every slot of the run fired exactly once.
+    rig.tick()
+    messages = sent(rig.redis)
+    for job in ("a", "b"):
+        slots = sorted(m["scheduler_slot"] for m in messages if m["scheduler_job"] == job)
+        # Two fired before the pause, three caught up, one after.
+        assert slots == [slot_text(resumed_s - 4 + n) for n in range(6)], job
