@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ class Publication:
         self.key = keys.config_jobs(config_hash)
         self.config_hash = config_hash
         self._jobs = jobs
-        self._names: Iterator[list[str]] | None = None
+        self._names: list[str] | None = None
         self._written = 0
         self.done = False
 
@@ -60,15 +60,17 @@ class Publication:
                     self.client.expire(self.key, TTL_S)
                 self.done = True
                 return True
-            self._names = _chunks(sorted(self._jobs))
-        for names in self._names:
+            self._names = sorted(self._jobs)
+        while self._written < len(self._names):
+            names = self._names[self._written : self._written + CHUNK]
             values = {
                 name: json.dumps(self._jobs[name].fingerprint(), sort_keys=True, default=str)
                 for name in names
             }
             self._write(values)
             self._written += len(values)
-            if time.perf_counter() - started >= budget_s:
+            more = self._written < len(self._names)
+            if more and time.perf_counter() - started >= budget_s:
                 return False
         marker = json.dumps({"jobs": len(self._jobs)})
         self._write({COMPLETE_FIELD: marker})
@@ -91,11 +93,6 @@ class Publication:
             pipe.hset(self.key, mapping=values)  # type: ignore[arg-type]
             pipe.expire(self.key, TTL_S)
             pipe.execute()
-
-
-def _chunks(names: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(names), CHUNK):
-        yield names[start : start + CHUNK]
 
 
 @dataclass(slots=True)
