@@ -85,7 +85,8 @@ def test_a_standby_with_another_config_logs_which_jobs_differ(
 def test_the_leaders_jobs_unpublished_the_drift_is_logged_after_a_wait(
     rig_factory: RigFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    leader = rig_factory(A, name="a.toml", node_id="n1")  # a node that publishes nothing
+    leader = rig_factory(A, name="a.toml", node_id="n1")
+    leader.node.heartbeat.config = None  # a node that publishes nothing (an older version)
     standby = with_config(rig_factory(B, name="b.toml", node_id="n2"))
     leader.lead()
     leader.node.heartbeat.beat()
