@@ -101,7 +101,7 @@ def pause_jobs(
         with redis_errors("pausing jobs"), client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(*watched)  # type: ignore[no-untyped-call]
-                _check_types(pipe, keys)
+                _check_types(pipe, keys, "pausing jobs")
                 seconds, micros = pipe.time()
                 now_s = round(float(seconds) + micros / 1e6, 3)
                 flags = pipe.smismember(keys.paused, names)
@@ -137,7 +137,7 @@ def resume_jobs(
     if not names:
         return []
     with redis_errors("resuming jobs"):
-        _check_types(client, keys)
+        _check_types(client, keys, "resuming jobs")
         pipe = client.pipeline(transaction=write)
         pipe.smismember(keys.paused, names)
         pipe.hmget(keys.pause_info, names)
@@ -175,14 +175,15 @@ def read_pause_info(store: StateStore, jobs: Sequence[str]) -> Reading[dict[str,
     return Reading(result, unreadable)
 
 
-def _check_types(client: Any, keys: Keys) -> None:
+def _check_types(client: Any, keys: Keys, doing: str) -> None:
     """StateCorrupt before anything is written when a key holds another type."""
     for name, expected in _EXPECTED.items():
         key = getattr(keys, name)
         found = client.type(key)
         found = found.decode() if isinstance(found, bytes) else str(found)
         if found not in ("none", expected):
-            raise StateCorrupt(f"{key} holds a {found}, not a {expected}", key=key, found=found)
+            message = f"{doing}: {key} holds a {found}, not a {expected}"
+            raise StateCorrupt(message, key=key, found=found)
 
 
 def _record_or_none(raw: bytes | None) -> PauseRecord | None:

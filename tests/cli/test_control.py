@@ -15,6 +15,9 @@ from typer.testing import CliRunner
 
 from scheduler.cli import common, control
 from scheduler.signing import Signer, canonical_body
+from scheduler.store.keys import Keys
+from scheduler.store.pauses import read_pause_info
+from scheduler.store.state import StateStore
 from scheduler.wire import manual_task_id, slot_text, task_id, task_id_of_text
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer, free_port
@@ -524,3 +527,54 @@ def test_pause_all_then_resume_all_catchup_fires_exactly_what_the_leader_skipped
         slots = sorted(m["scheduler_slot"] for m in messages if m["scheduler_job"] == job)
         # Two fired before the pause, three caught up, one after.
         assert slots == [slot_text(resumed_s - 4 + n) for n in range(6)], job
+
+
+def test_read_pause_info_for_jobs_show(tmp_path: Path, redis_server: RedisServer, run: Any) -> None:
+    path = configure(tmp_path, redis_server.url, JOBS)
+    client = redis_server.client()
+    client.hset(f"{NS}:watermarks", "tick", str(T0))
+    run("pause", "tick", "--reason", "deploy", config=path)
+    client.hset(f"{NS}:pause_info", "tock", '{"since": "yesterday"}')
+    store = StateStore(client, Keys(NS))
+    reading = read_pause_info(store, ["tick", "tock", "other"])
+    assert list(reading.value) == ["tick"]
+    assert (reading.value["tick"]["reason"], reading.value["tick"]["watermark"]) == ("deploy", T0)
+    assert [u.describe() for u in reading.unreadable] == [
+        f"""{NS}:pause_info field tock holds '{{"since": "yesterday"}}', not a pause record"""
+    ]
+    client.delete(f"{NS}:pause_info")
+    client.set(f"{NS}:pause_info", "x")
+    assert [u.describe() for u in read_pause_info(store, ["tick"]).unreadable] == [
+        f"{NS}:pause_info holds a string, not a hash"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("key", "args", "line"),
+    [
+        ("paused", ["pause", "tick"], "pausing jobs: ctl:paused holds a string, not a set"),
+        ("paused", ["resume", "tick"], "resuming jobs: ctl:paused holds a string, not a set"),
+        ("pause_info", ["pause", "tick"], "pausing jobs: ctl:pause_info holds a string, not a hash"),
+        ("manual_sequence", ["trigger", "tick"],
+         "numbering the manual fire: value is not an integer or out of range"),
+        ("history", ["backfill", "tick", "--from", FROM, "--to", TO],
+         "reading the history stream: WRONGTYPE Operation against a key holding the wrong kind of value"),
+    ],
+)  # fmt: skip
+def test_a_wrong_value_in_redis_is_one_line_and_nothing_is_sent(
+    run: Any, redis_server: RedisServer, key: str, args: list[str], line: str
+) -> None:
+    client = redis_server.client()
+    if key != "pause_info":
+        client.hset(f"{NS}:pause_info", "other", "kept")
+    client.set(f"{NS}:{key}", "x")
+    done = run(*args)
+    assert (done.exit_code, done.stdout, done.stderr) == (
+        1,
+        "",
+        f"scheduler: Redis error: {line}\n",
+    )
+    assert client.llen(QUEUE) == 0
+    assert client.get(f"{NS}:{key}") == b"x"
+    if key != "pause_info":
+        assert client.hgetall(f"{NS}:pause_info") == {b"other": b"kept"}
