@@ -1,10 +1,9 @@
-"""The job read commands: `jobs list`, `jobs missed` and `next`; pausing and resuming."""
+"""The job read commands: `jobs list`, `jobs missed` and `next`."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,27 +43,6 @@ def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     typer.echo(table(rows, columns))
     for line in unreadable_lines(unreadable):
         typer.echo(line)
-
-
-def _set_paused(config: Path | None, name: str, paused: bool) -> None:
-    cfg = load(config)
-    if name not in cfg.jobs:
-        fail(f"no job named {name!r} in {cfg.path}", 2)
-    try:
-        connect(cfg).set_paused(name, paused)
-    except SchedulerError as exc:
-        redis_failed(exc)
-    typer.echo(f"{name}: {'paused' if paused else 'resumed'}")
-
-
-def jobs_pause(name: str, config: ConfigOption = None) -> None:
-    """Stop sending a job's slots (they are counted as skipped) until it is resumed."""
-    _set_paused(config, name, True)
-
-
-def jobs_resume(name: str, config: ConfigOption = None) -> None:
-    """Send a paused job's slots again, from the next one."""
-    _set_paused(config, name, False)
 
 
 def jobs_missed(
