@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
+import typer
 from typer.testing import CliRunner
 
-from scheduler import cli
+from scheduler.cli import status
 from scheduler.config import load_config
 from scheduler.heartbeat import DRIFT_CHECK_S, DRIFT_DETAIL_WAIT_S, DRIFT_REPEAT_S
 from scheduler.store.configs import CHUNK, COMPLETE_FIELD, TTL_S, Publication, read_published
@@ -26,6 +27,10 @@ from tests.node.conftest import QUEUE, Rig
 RigFactory = Callable[..., Rig]
 
 pytestmark = pytest.mark.timeout(60)
+
+APP = typer.Typer()
+APP.command()(status.status)
+APP.command("other")(lambda: None)  # two commands: `status` stays a sub-command
 
 
 def job(**schedule: object) -> dict[str, object]:
@@ -113,14 +118,14 @@ def test_status_flags_the_standby_of_a_live_leader(
     leader.node.heartbeat.beat()
     standby.node.heartbeat.beat()
     runner = CliRunner()
-    shown = runner.invoke(cli.app, ["status", "-c", str(leader.path)])
+    shown = runner.invoke(APP, ["status", "-c", str(leader.path)])
     assert shown.exit_code == 0, shown.output
     a, b = leader.node.config.hash, standby.node.config.hash
     assert (
         f"WARNING: config drift: n2 runs config {b} (leader {a}): jobs added: c; removed: b; "
         "changed: a (cron, timezone)"
     ) in shown.stdout.splitlines()
-    data = json.loads(runner.invoke(cli.app, ["status", "--json", "-c", str(leader.path)]).stdout)
+    data = json.loads(runner.invoke(APP, ["status", "--json", "-c", str(leader.path)]).stdout)
     nodes = {node["node_id"]: node for node in data["nodes"]}
     assert (nodes["n1"]["leader"], nodes["n1"]["config_drift"]) == (True, False)
     assert (nodes["n2"]["leader"], nodes["n2"]["config_drift"]) == (False, True)
