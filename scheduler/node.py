@@ -200,7 +200,10 @@ class Node:
         if self.lease.value is not None and (self.lease.held() or not self.check_own_deadline):
             return self._lead_once()
         self._step_down()
-        self._refresh_runtime()  # kept fresh for the heartbeat; a take-over reads them anyway
+        try:
+            self._refresh_runtime()  # kept fresh for the heartbeat; a take-over reads them anyway
+        except Exception:  # a standby's view must not stop its loop
+            log.exception("runtime jobs: unexpected error while reading them; tried again")
         return STANDBY_POLL_S
 
     def loop_alive(self) -> bool:
@@ -415,6 +418,8 @@ class Node:
             self.runtime.forget_version()  # tried again at the next look
             raise
         self.factory.forget_templates()
+        if self.atomic:
+            threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         log.info(
             "runtime jobs changed: running %d jobs (%d at run time)",
             len(self._jobs),
