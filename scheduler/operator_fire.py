@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from kombu import Connection, Producer
 
 from scheduler.config import Config
 from scheduler.errors import SchedulerError
 from scheduler.jobspec import JobSpec
 from scheduler.manual import Fire
-from scheduler.messages import MessageFactory
 from scheduler.store.claims import STREAM_CAP
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.state import MAX_SLOT_S
+
+if TYPE_CHECKING:
+    from kombu import Connection, Producer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class OperatorPublisher:
 
     def __init__(self, config: Config, client: redis.Redis) -> None:
         """Raises ConfigError when the message key file is unusable."""
+        # Celery and kombu load only when something is sent: the other commands start fast.
+        from scheduler.messages import MessageFactory  # noqa: PLC0415
+
         settings = config.scheduler
         self.client = client
         self.keys = Keys(settings.namespace)
@@ -110,6 +114,8 @@ class OperatorPublisher:
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
+            from kombu import Producer  # noqa: PLC0415 (see __init__)
+
             connection = self.factory.app.connection_for_write(
                 connect_timeout=BROKER_CONNECT_TIMEOUT_S
             )
