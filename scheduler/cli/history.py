@@ -7,7 +7,7 @@ is bounded: `history` looks at the newest 10,000 history entries at most.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -207,13 +207,22 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 def _cells(row: dict[str, Any]) -> dict[str, Any]:
     """A row as table cells: seconds written short, a range's extent in DETAIL."""
-    late, took = row.get("lateness_s"), row.get("duration_s")
     return {
         **row,
-        "late": None if late is None else f"{late:.1f}s",
-        "duration": None if took is None else f"{took:.2f}s",
+        "late": _seconds_text(row.get("lateness_s")),
+        "duration": _seconds_text(row.get("duration_s")),
         "detail": detail(row),
     }
+
+
+def _seconds_text(seconds: float | None) -> str | None:
+    """Short: "0.25s" under a minute, else whole units ("3h5m", "-2m"; a backfill is late)."""
+    if seconds is None:
+        return None
+    if abs(seconds) < 60:
+        return f"{seconds:.2f}s"
+    sign = "-" if seconds < 0 else ""
+    return sign + format_duration(timedelta(seconds=round(abs(seconds))))
 
 
 def _show_text(record: dict[str, Any]) -> str:
