@@ -524,9 +524,5 @@ class Node:
         self.factory.forget_templates()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        log.info(
-            "config reloaded: %d jobs (and %d at run time), hash %s",
-            len(fresh.jobs),
-            len(runtime.jobs),
-            fresh.hash,
-        )
+        kept = f"; {len(runtime.jobs)} runtime jobs kept" if runtime.jobs else ""
+        log.info("config reloaded: %d jobs, hash %s%s", len(fresh.jobs), fresh.hash, kept)

@@ -202,10 +202,10 @@ def test_a_config_job_shadows_a_runtime_one_after_a_reload_and_others_stay(
         "runs (remove the runtime one: `scheduler jobs remove`)"
     ]
     assert said(caplog, "config reloaded") == [
-        f"config reloaded: 2 jobs (and 1 at run time), hash {rig.node.config.hash}"
+        f"config reloaded: 2 jobs, hash {rig.node.config.hash}; 1 runtime jobs kept"
     ]
 
 
 def messages(rig: Rig) -> list[dict[str, Any]]:
     raw = rig.redis.lrange(QUEUE, 0, -1)[::-1]
-    return [json.loads(payload) for payload in raw]  # type: ignore[union-attr]
+    return [json.loads(payload) for payload in raw]
