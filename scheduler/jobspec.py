@@ -213,6 +213,10 @@ class JobSpec:
             "queue": self.queue,
             "catchup": self.catchup,
             "misfire_grace_s": self.misfire_grace.total_seconds(),
+            # An every job's grid: two configs differing only in it run different slots.
+            "start": self.trigger.start.isoformat()
+            if isinstance(self.trigger, EveryTrigger)
+            else None,
             "overlap": self.overlap,
             "alert_after_s": None if self.alert_after is None else self.alert_after.total_seconds(),
             "alert_task": self.alert_task,

@@ -1,34 +1,59 @@
 """`scheduler`: the command line. Thin: parse, load config, configure logging, call one thing.
 
 One module per group of commands; this one only assembles them. Only `run` needs Celery and
-kombu (through `scheduler.node`), so it imports the node itself: the other commands start
-without importing them.
+kombu (through `scheduler.node`), and `trigger`/`backfill` kombu: they import them
+themselves, so the other commands start without them.
 """
 
 from __future__ import annotations
 
 import typer
 
-from scheduler.cli import daemon, jobs, listing, status
+from scheduler.cli import (
+    about,
+    control,
+    daemon,
+    history,
+    jobs,
+    listing,
+    plan,
+    runtime,
+    status,
+)
 from scheduler.zones import use_pinned_tzdata
 
 app = typer.Typer(
     help="A highly available cron for Celery.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
-jobs_app = typer.Typer(help="List and drive jobs.", no_args_is_help=True)
+app.callback()(about.app_options)
+jobs_app = typer.Typer(help="List, inspect, add and drive jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 
+# The daemon and its offline check.
 app.command()(daemon.run)
 app.command()(daemon.validate)
-app.command("next")(jobs.next_runs)
+# Reading: what runs when, what ran, who leads, what a new config would change.
 app.command()(status.status)
+app.command()(history.history)
+app.command("next")(jobs.next_runs)
+app.command()(plan.plan)
 jobs_app.command("list")(listing.jobs_list)
-jobs_app.command("pause")(jobs.jobs_pause)
-jobs_app.command("resume")(jobs.jobs_resume)
+jobs_app.command("show")(history.jobs_show)
 jobs_app.command("missed")(jobs.jobs_missed)
+# Driving: fires and pauses an operator asks for.
+app.command()(control.trigger)
+app.command()(control.backfill)
+app.command()(control.pause)
+app.command()(control.resume)
+jobs_app.command("pause")(control.pause)
+jobs_app.command("resume")(control.resume)
+# Jobs added at run time, kept in Redis.
+jobs_app.command("add")(runtime.jobs_add)
+jobs_app.command("edit")(runtime.jobs_edit)
+jobs_app.command("remove")(runtime.jobs_remove)
 
 
 def main() -> None:

@@ -363,7 +363,13 @@ class Cluster:
         return json.loads(done.stdout)
 
     def status(self) -> dict[str, Any]:
-        result: dict[str, Any] = self.cli_json("status")
+        """`scheduler status --json`; it exits 3 (and still answers) while no node leads."""
+        done = self.cli("status", "--json")
+        if done.returncode not in (0, 3):
+            raise RuntimeError(
+                f"`scheduler status --json` exited {done.returncode}:\n{done.stdout}{done.stderr}"
+            )
+        result: dict[str, Any] = json.loads(done.stdout)
         return result
 
     def config_hash(self) -> str:
