@@ -57,7 +57,7 @@ def run(config: Path, *args: str) -> tuple[int, str, str]:
 
 def stored(client: redis.Redis, name: str) -> Any:
     raw = client.hget(KEYS.runtime_jobs, name)
-    return None if raw is None else json.loads(raw)  # type: ignore[arg-type]
+    return None if raw is None else json.loads(raw)
 
 
 def version(client: redis.Redis) -> int:

@@ -47,7 +47,7 @@ def leader(cluster: Cluster, other_than: str = "") -> Leader:
     """The lease holder, read from the lease itself ("<token> <nonce> <node id>")."""
 
     def holder() -> Leader | None:
-        raw = cluster.state().get(f"{NAMESPACE}:lease")
+        raw: bytes | None = cluster.state().get(f"{NAMESPACE}:lease")  # type: ignore[assignment]
         if raw is None:
             return None
         token, _nonce, node_id = raw.decode().split(" ", 2)
