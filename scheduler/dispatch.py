@@ -7,28 +7,38 @@ sends.
 
 Claims go in chunks, each one short script on the server, so a planned stop can hand back
 the rest of a long burst and the lease renewal never waits behind it.
+
+A job with `overlap = "skip"` whose previous run is still in progress (as its worker reports:
+`scheduler.store.running`) does not get the slot: it is recorded as a missed range with reason
+"overlap", in the same fenced claim that advances its watermark. A message enqueued but not
+yet received by a worker is not a run in progress; jobs that allow overlap cost nothing here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scheduler.engine import Due
-from scheduler.errors import ClockSkew
+from scheduler.errors import ClockSkew, StateCorrupt
 from scheduler.jobspec import JobSpec
 from scheduler.messages import MessageFactory
 from scheduler.ports import LeaderStore
 from scheduler.records import ClaimStatus, Corruption, FireClaim, MissedRange
-from scheduler.store.claims import CLAIM_CHUNK
+from scheduler.store.claims import CLAIM_CHUNK, Claims
+from scheduler.store.running import running_jobs
 from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
 
 # How long a claim waits for one replica to acknowledge it (Sentinel deployments).
 REPLICA_WAIT_MS = 100
+OVERLAP = "overlap"  # the reason of a slot skipped because the job's previous run goes on
+
+# Of these jobs, those with a run in progress, each with that run's task id.
+RunningJobs = Callable[[Sequence[str]], Mapping[str, str]]
 
 
 @dataclass(slots=True)
@@ -41,6 +51,8 @@ class Sent:
     outbox_full: int = 0
     handed_back: int = 0
     missed_ranges: int = 0
+    # Slots not sent because their job's previous run was still going (overlap = "skip").
+    skipped_overlap: int = 0
     # Jobs with slots that were not claimed (handed back): their watermarks in Redis are
     # older than the engine's, so the engine must take them from Redis again.
     unclaimed: set[str] = field(default_factory=set)
@@ -56,8 +68,13 @@ class Dispatcher:
         atomic: bool,
         outbox_cap: int,
         wait_for_replica: bool = False,
+        running: RunningJobs | None = None,
     ) -> None:
+        """`running` answers which jobs have a run in progress (default: the worker reports
+        in the claims' Redis; None there, with another store: overlap is never seen)."""
         self.claims = claims
+        self.running = running if running is not None else _reported_running(claims)
+        self._overlap_complaint = ""  # logged once while it lasts
         self.factory = factory
         self.atomic = atomic
         self.outbox_cap = 0 if atomic else outbox_cap
@@ -82,12 +99,14 @@ class Dispatcher:
         shared key); sending the same `due` again is safe: claims already made answer "already
         ours". A job whose own values are wrong comes back in `Sent.corrupt`, unclaimed.
         """
-        sent = Sent(missed_ranges=len(due.missed))
-        missed: Sequence[MissedRange] = due.missed
-        for start in range(0, max(len(due.fires), 1), CLAIM_CHUNK):
-            chunk = due.fires[start : start + CLAIM_CHUNK]
+        fires, skipped = self._skip_overlapping(due.fires)
+        sent = Sent(missed_ranges=len(due.missed) + len(skipped))
+        sent.skipped_overlap = sum(gap.count for gap in skipped)
+        missed: Sequence[MissedRange] = [*due.missed, *skipped] if skipped else due.missed
+        for start in range(0, max(len(fires), 1), CLAIM_CHUNK):
+            chunk = fires[start : start + CLAIM_CHUNK]
             if start and not keep_going():
-                rest = due.fires[start:]
+                rest = fires[start:]
                 sent.handed_back = len(rest)
                 sent.unclaimed.update(job.name for job, _ in rest)
                 log.info("handing back %d unclaimed slot(s) of this burst", sent.handed_back)
@@ -127,7 +146,50 @@ class Dispatcher:
                 slot_text(gap.last_s),
                 gap.reason,
             )
+        for gap in skipped:
+            log.info(
+                "skipped %d slot(s) of %s from %s to %s: its previous run is still running "
+                '(overlap = "skip")',
+                gap.count,
+                gap.job,
+                slot_text(gap.first_s),
+                slot_text(gap.last_s),
+            )
         return sent
+
+    def _skip_overlapping(
+        self, fires: list[tuple[JobSpec, int]]
+    ) -> tuple[list[tuple[JobSpec, int]], list[MissedRange]]:
+        """The fires to send, and the slots of skip jobs still running as missed ranges (one
+        per job: every due slot of a running job is skipped). One Redis call, and only when a
+        due job asks to skip: a burst of jobs that allow overlap pays one scan of the list."""
+        if self.running is None:
+            return fires, []
+        asking = {job.name for job, _ in fires if job.overlap == "skip"}
+        if not asking:
+            return fires, []
+        try:
+            running = self.running(sorted(asking))
+        except StateCorrupt as exc:  # a wrong type where workers report: nothing looks running
+            if str(exc) != self._overlap_complaint:
+                log.error("overlap check: %s; treating every job as not running", exc)
+            self._overlap_complaint = str(exc)
+            return fires, []
+        self._overlap_complaint = ""
+        if not running:
+            return fires, []
+        kept: list[tuple[JobSpec, int]] = []
+        slots: dict[str, list[int]] = {}
+        for job, slot_s in fires:
+            if job.name in running and job.overlap == "skip":
+                slots.setdefault(job.name, []).append(slot_s)
+            else:
+                kept.append((job, slot_s))
+        skipped = [
+            MissedRange(name, min(found), max(found), len(found), OVERLAP)
+            for name, found in slots.items()
+        ]
+        return kept, skipped
 
     def _wait_for_replica(self) -> None:
         acked = self.claims.wait_for_replicas(1, REPLICA_WAIT_MS)
@@ -197,3 +259,10 @@ class Dispatcher:
             len(refused),
             len(ranges),
         )
+
+
+def _reported_running(claims: LeaderStore) -> RunningJobs | None:
+    """Which jobs run, from the worker reports in the Redis of `claims` (our Redis store)."""
+    if not isinstance(claims, Claims):
+        return None
+    return lambda jobs: running_jobs(claims.client, claims.keys, jobs, claims.clock.time())
