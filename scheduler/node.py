@@ -94,6 +94,8 @@ class Node:
             settings.max_clock_offset,
             self._describe,
             self.loop_alive,
+            # The file's config, not the runtime jobs: drift is about what hosts were given.
+            config=lambda: self.config,
         )
         self.factory = MessageFactory(
             settings.namespace,

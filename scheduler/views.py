@@ -14,14 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from scheduler.clock import utc
-from scheduler.config import Config
 from scheduler.drift import compare
 from scheduler.jobspec import JobSpec
 from scheduler.lease import LeaseHolder
 from scheduler.store.configs import Published
 from scheduler.store.state import Unreadable
-from scheduler.wire import slot_text
 
 # A node whose heartbeat is older than this is not "seen recently".
 RECENT_S = 10.0
@@ -42,41 +39,6 @@ def next_slots(job: JobSpec, after: datetime, count: int) -> list[datetime]:
         if cursor is not None:
             slots.append(cursor.astimezone(job.timezone))
     return slots
-
-
-def job_rows(
-    config: Config,
-    now_s: float,
-    last_fires: Mapping[str, int],
-    outcomes: Mapping[str, Mapping[str, Any]],
-    paused: set[str],
-    quarantined: Mapping[str, Mapping[str, Any]] | None = None,
-    unreadable: Sequence[Unreadable] = (),
-) -> list[dict[str, Any]]:
-    """One row per configured job; `unreadable` lands on the rows it concerns: a whole key's
-    problem on every row, a field's on that job's row."""
-    quarantined = quarantined or {}
-    rows = []
-    for name, job in sorted(config.jobs.items()):
-        upcoming = next_slots(job, utc(now_s), 1)
-        last = last_fires.get(name)
-        outcome = outcomes.get(name, {})
-        rows.append(
-            {
-                "name": name,
-                "task": job.task,
-                "schedule": f"{job.kind} {job.schedule}",
-                "timezone": job.timezone.key,
-                "next_run": upcoming[0].isoformat() if upcoming else None,
-                "last_run": None if last is None else slot_text(last),
-                "outcome": outcome.get("outcome"),
-                "paused": name in paused,
-                "quarantined": _quarantine_text(quarantined.get(name)),
-                "queue": job.queue,
-                "unreadable": [u for u in unreadable if u.field in (None, name)],
-            }
-        )
-    return rows
 
 
 def missed_records(
@@ -136,12 +98,6 @@ def status_record(
         "nodes": recent,
         "drift": drift,
     }
-
-
-def _quarantine_text(found: Mapping[str, Any] | None) -> str | None:
-    if found is None:
-        return None
-    return f"key {found.get('key')} holds {found.get('found')}"
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

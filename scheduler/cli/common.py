@@ -14,8 +14,11 @@ from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config, load_config
 from scheduler.connections import redact_url, redis_client
 from scheduler.errors import ConfigError, SchedulerError
+from scheduler.jobspec import JobSpec
+from scheduler.runtime import Source, all_jobs
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
+from scheduler.store.runtime import load_runtime_jobs
 from scheduler.store.state import StateStore
 
 ConfigOption = Annotated[
@@ -73,3 +76,27 @@ def parse_instant(text: str, option: str, zone: ZoneInfo | None = None) -> datet
     if instant.tzinfo is None:
         instant = instant.replace(tzinfo=zone or UTC)
     return instant
+
+
+def known_jobs(cfg: Config, store: StateStore) -> dict[str, tuple[JobSpec, Source]]:
+    """Every job a command may name: the config's, and the runtime jobs in Redis (a config
+    job wins a name both have). A runtime job that no longer validates is named on stderr."""
+    try:
+        runtime = load_runtime_jobs(store, store.keys, cfg)
+    except SchedulerError as exc:
+        redis_failed(exc)
+    for problem in runtime.problems:
+        typer.echo(f"scheduler: runtime job skipped: {problem}", err=True)
+    return all_jobs(cfg, runtime.jobs)
+
+
+def find_job(cfg: Config, name: str, store: StateStore | None = None) -> JobSpec:
+    """Job `name` of the config or, when the config has none, of the runtime jobs (which
+    needs Redis); exit 2 when neither has it."""
+    job = cfg.jobs.get(name)
+    if job is not None:
+        return job
+    found = known_jobs(cfg, store or connect(cfg)).get(name)
+    if found is None:
+        fail(f"no job named {name!r} in {cfg.path} nor among the runtime jobs", 2)
+    return found[0]

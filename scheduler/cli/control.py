@@ -14,7 +14,16 @@ from typing import Annotated
 import typer
 
 from scheduler.cli import common
-from scheduler.cli.common import ConfigOption, JsonOption, connect, fail, load, redis_failed
+from scheduler.cli.common import (
+    ConfigOption,
+    JsonOption,
+    connect,
+    fail,
+    find_job,
+    known_jobs,
+    load,
+    redis_failed,
+)
 from scheduler.config import Config
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.jobspec import JobSpec
@@ -317,15 +326,12 @@ def _confirm(count: int, yes: bool, question: str, refused: str) -> None:
 
 
 def _job(cfg: Config, name: str) -> JobSpec:
-    job = cfg.jobs.get(name)
-    if job is None:
-        fail(f"no job named {name!r} in {cfg.path}", 2)
-    return job
+    return find_job(cfg, name)
 
 
 def config_jobs(cfg: Config) -> list[JobSpec]:
-    """The jobs `--all` acts on. (Runtime jobs are to be added here once they exist.)"""
-    return [cfg.jobs[name] for name in sorted(cfg.jobs)]
+    """The jobs `--all` acts on: the config's and the runtime jobs."""
+    return [job for _, (job, _) in sorted(known_jobs(cfg, connect(cfg)).items())]
 
 
 def _chosen(cfg: Config, name: str | None, all_jobs: bool) -> list[JobSpec]:

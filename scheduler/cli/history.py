@@ -14,7 +14,15 @@ from zoneinfo import ZoneInfo
 import typer
 
 from scheduler.cli import common
-from scheduler.cli.common import ConfigOption, JsonOption, connect, fail, load, redis_failed
+from scheduler.cli.common import (
+    ConfigOption,
+    JsonOption,
+    connect,
+    fail,
+    known_jobs,
+    load,
+    redis_failed,
+)
 from scheduler.clock import utc
 from scheduler.config import Config
 from scheduler.describe import schedule_words
@@ -36,13 +44,14 @@ FIRE_COLUMNS = ["slot", "kind", "outcome", "late", "duration", "worker", "task_i
 
 
 def _known(cfg: Config, store: StateStore) -> set[str]:
-    """The jobs a command may name: those of the config for now (runtime jobs join later)."""
-    return set(cfg.jobs)
+    """The jobs a command may name: the config's and the runtime jobs."""
+    return set(known_jobs(cfg, store))
 
 
 def _job_spec(cfg: Config, store: StateStore, name: str) -> JobSpec | None:
     """The definition of job `name`, wherever it is defined."""
-    return cfg.jobs.get(name)
+    found = known_jobs(cfg, store).get(name)
+    return None if found is None else found[0]
 
 
 def collect(
@@ -98,7 +107,7 @@ def history(
     store = connect(cfg)
     try:
         if name is not None and name not in _known(cfg, store):
-            fail(f"no job named {name!r} in {cfg.path}", 2)
+            fail(f"no job named {name!r} in {cfg.path} nor among the runtime jobs", 2)
         found = collect(
             store, cfg.scheduler.namespace, now_s, job=name, since_ms=since_ms,
             limit=None if failed else count,
@@ -126,7 +135,7 @@ def jobs_show(
     try:
         job = _job_spec(cfg, store, name) if name in _known(cfg, store) else None
         if job is None:
-            fail(f"no job named {name!r} in {cfg.path}", 2)
+            fail(f"no job named {name!r} in {cfg.path} nor among the runtime jobs", 2)
         fires = collect(store, cfg.scheduler.namespace, now_s, job=name)
         state = read_job_state(store.client, store.keys, name)
         paused = store.read_paused([name])

@@ -1,4 +1,4 @@
-"""The job read commands: `jobs list`, `jobs missed` and `next`."""
+"""The job read commands `jobs missed` and `next` (`jobs list` is in `listing`)."""
 
 from __future__ import annotations
 
@@ -8,41 +8,17 @@ from typing import Annotated
 
 import typer
 
-from scheduler.cli import common
-from scheduler.cli.common import ConfigOption, JsonOption, connect, fail, load, redis_failed
+from scheduler.cli.common import (
+    ConfigOption,
+    JsonOption,
+    connect,
+    fail,
+    find_job,
+    load,
+    redis_failed,
+)
 from scheduler.errors import SchedulerError
-from scheduler.views import job_rows, missed_records, next_slots, table, to_json, unreadable_lines
-
-
-def jobs_list(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Every job: task, schedule, time zone, next run, last run and outcome, paused."""
-    cfg = load(config)
-    store = connect(cfg)
-    names = sorted(cfg.jobs)
-    try:
-        last_fires = store.read_last_fires(names)
-        outcomes = store.read_outcomes(names)
-        paused = store.read_paused(names)
-        quarantined = store.read_quarantined(names)
-    except SchedulerError as exc:
-        redis_failed(exc)
-    unreadable = [
-        *last_fires.unreadable, *outcomes.unreadable, *paused.unreadable,
-        *quarantined.unreadable,
-    ]  # fmt: skip
-    rows = job_rows(
-        cfg, common.clock.time(), last_fires.value, outcomes.value, paused.value, quarantined.value,
-        unreadable,
-    )  # fmt: skip
-    if as_json:
-        typer.echo(to_json(rows))
-        return
-    columns = ["name", "task", "schedule", "timezone", "next_run", "last_run", "outcome", "paused"]
-    if any(row["quarantined"] for row in rows):
-        columns.append("quarantined")
-    typer.echo(table(rows, columns))
-    for line in unreadable_lines(unreadable):
-        typer.echo(line)
+from scheduler.views import missed_records, next_slots, table, to_json, unreadable_lines
 
 
 def jobs_missed(
@@ -75,9 +51,7 @@ def next_runs(
 ) -> None:
     """The next N slots of a job, in its time zone."""
     cfg = load(config)
-    job = cfg.jobs.get(name)
-    if job is None:
-        fail(f"no job named {name!r} in {cfg.path}", 2)
+    job = find_job(cfg, name)
     start = datetime.now(UTC)
     if after is not None:
         try:

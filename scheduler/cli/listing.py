@@ -9,11 +9,17 @@ from typing import Any
 import typer
 
 from scheduler.cli import common
-from scheduler.cli.common import ConfigOption, JsonOption, connect, load, redis_failed
+from scheduler.cli.common import (
+    ConfigOption,
+    JsonOption,
+    connect,
+    known_jobs,
+    load,
+    redis_failed,
+)
 from scheduler.cli.watch import IntervalOption, WatchOption, watch
 from scheduler.config import Config
 from scheduler.errors import SchedulerError
-from scheduler.jobspec import JobSpec
 from scheduler.listing import JobFacts, human_row, job_rows
 from scheduler.store.state import StateStore
 from scheduler.views import table, to_json, unreadable_lines
@@ -42,7 +48,7 @@ def jobs_list(
 
 def _render(cfg: Config, store: StateStore, as_json: bool) -> str:
     try:
-        jobs = all_jobs(cfg, store)
+        jobs = known_jobs(cfg, store)
         facts = read_facts(store, sorted(jobs))
     except SchedulerError as exc:
         redis_failed(exc)
@@ -64,11 +70,6 @@ def _render(cfg: Config, store: StateStore, as_json: bool) -> str:
 
 def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def all_jobs(cfg: Config, store: StateStore) -> dict[str, tuple[JobSpec, str]]:
-    """The config's jobs, and (once merged) the runtime jobs, with where each comes from."""
-    return {name: (job, "config") for name, job in cfg.jobs.items()}
 
 
 def read_facts(store: StateStore, names: list[str]) -> JobFacts:

@@ -85,7 +85,10 @@ def test_next_for_an_interval_job_with_a_local_after(config: Path) -> None:
 
 def test_next_unknown_job_and_bad_after(config: Path) -> None:
     code, _, err = run("next", "nope", "--config", str(config))
-    assert (code, err.strip()) == (2, f"scheduler: no job named 'nope' in {config}")
+    assert (code, err.strip()) == (
+        2,
+        f"scheduler: no job named 'nope' in {config} nor among the runtime jobs",
+    )
     code, _, err = run("next", "tick", "--after", "tomorrow", "--config", str(config))
     assert (code, err.strip()) == (
         2,

@@ -124,7 +124,7 @@ def test_trigger_at_a_given_slot_in_the_jobs_zone_and_json(
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["trigger", "nope"], "no job named 'nope' in {path}"),
+        (["trigger", "nope"], "no job named 'nope' in {path} nor among the runtime jobs"),
         (["trigger", "tick", "--slot", "soon"], "--slot: expected an ISO 8601 instant, got 'soon'"),
         (["trigger", "tick", "--slot", "1969-12-31T23:59:59Z"],
          "--slot: expected an instant from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"),
@@ -368,8 +368,8 @@ def test_pause_records_when_why_and_the_watermark(
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (["pause", "nope"], "no job named 'nope' in {path}"),
-        (["resume", "nope"], "no job named 'nope' in {path}"),
+        (["pause", "nope"], "no job named 'nope' in {path} nor among the runtime jobs"),
+        (["resume", "nope"], "no job named 'nope' in {path} nor among the runtime jobs"),
         (["pause"], "give a job name, or --all"),
         (["resume", "tick", "--all"], "give a job name or --all, not both"),
         (["pause", "tick", "--reason", "x" * 201], "--reason: at most 200 characters, got 201"),

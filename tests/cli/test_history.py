@@ -215,7 +215,9 @@ def test_a_history_key_of_another_type_is_one_unreadable_line(
 def test_errors_are_one_line_with_their_exit_code(config: Path, tmp_path: Path) -> None:
     unknown = run(config, "history", "nope")
     assert (unknown.exit_code, unknown.stdout) == (2, "")
-    assert unknown.stderr == f"scheduler: no job named 'nope' in {config}\n"
+    assert (
+        unknown.stderr == f"scheduler: no job named 'nope' in {config} nor among the runtime jobs\n"
+    )
     since = run(config, "history", "--since", "yesterday")
     assert (since.exit_code, since.stderr) == (
         2, "scheduler: --since: expected an ISO 8601 instant or a duration like 2h, got "

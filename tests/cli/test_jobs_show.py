@@ -150,7 +150,9 @@ def test_garbled_state_is_reported_and_the_rest_shown(
 def test_errors_are_one_line_with_their_exit_code(config: Path, tmp_path: Path) -> None:
     unknown = run(config, "jobs", "show", "nope")
     assert (unknown.exit_code, unknown.stdout) == (2, "")
-    assert unknown.stderr == f"scheduler: no job named 'nope' in {config}\n"
+    assert (
+        unknown.stderr == f"scheduler: no job named 'nope' in {config} nor among the runtime jobs\n"
+    )
     (tmp_path / "closed").mkdir()
     down = run(write_config(tmp_path / "closed", "redis://127.0.0.1:1/0"), "jobs", "show", "a")
     assert down.exit_code == 1
