@@ -68,3 +68,32 @@ def test_watch_redraws_until_its_rounds_are_done(capsys: pytest.CaptureFixture[s
     frames = iter(["one", "two"])
     watch(lambda: next(frames), 0.2, rounds=2)
     assert capsys.readouterr().out == "one\ntwo\n"
+
+
+def test_runtime_jobs_are_listed_with_their_source(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_file(
+        tmp_path,
+        f'[scheduler]\nredis_url = "{redis_server.url}"\nnamespace = "cli-source"\n\n'
+        '[jobs.tick]\ntask = "jobs.examples.ping"\nevery = "90s"\n',
+    )
+    monkeypatch.setattr(common, "clock", ManualClock(wall_s=1_767_225_720.0))
+    runner = CliRunner()
+    added = runner.invoke(
+        cli.app, ["jobs", "add", "nightly", "--task", "t", "--cron", "0 3 * * *", "-c", str(config)]
+    )
+    assert added.exit_code == 0, added.output
+    shadow = runner.invoke(
+        cli.app, ["jobs", "add", "tick", "--task", "t", "--every", "5s", "-c", str(config)]
+    )
+    assert shadow.exit_code == 2
+    listed = runner.invoke(cli.app, ["jobs", "list", "--json", "-c", str(config)])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], r["source"], r["next_run"]) for r in rows] == [
+        ("tick", "config", "2026-01-01T00:03:00+00:00"),
+        ("nightly", "runtime", "2026-01-01T03:00:00+00:00"),
+    ]
+    shown = runner.invoke(cli.app, ["next", "nightly", "-n", "1", "-c", str(config)])
+    assert shown.stdout.strip() != ""
