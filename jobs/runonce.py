@@ -459,7 +459,7 @@ class RunOnceTask(Task):  # type: ignore[misc]  # Celery is untyped
             if reply.status is ClaimStatus.CLAIMED_OVER_GARBAGE:
                 log.warning("replaced an unreadable run claim of task %s", run.task_id)
             if policy.recorder is not None:
-                policy.recorder.record(run, "started")
+                policy.recorder.record(run, "started", worker=attempt.worker)
             return
         held = reply.held
         assert held is not None  # a REPEAT always names the claim it found

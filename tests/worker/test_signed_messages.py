@@ -70,6 +70,8 @@ def test_forged_and_unsigned_messages_are_refused_and_the_genuine_fire_runs_once
     assert result == "Hello, genuine!"
     [execution] = executions_of(cluster, ident)
     assert (execution.job, execution.slot) == ("greet", slot)
+    # Celery stores the result before it logs the success: wait for the line, then count it.
+    wait_for_log(worker, f"Task jobs.examples.hello[{ident}] succeeded")
     assert worker.log_text().count(f"Task jobs.examples.hello[{ident}] succeeded") == 1
     assert "Hello, forged" not in worker.log_text()
     outcome = wait_for_outcome(cluster.state(), NAMESPACE, "greet", "succeeded")
