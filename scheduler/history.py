@@ -55,6 +55,8 @@ class WorkerEvent:
     worker: str = ""
     duration_s: float | None = None
     error: str | None = None
+    # The stream id's sequence: a fast task's started and succeeded share one millisecond.
+    entry_seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +118,7 @@ def fire_row(
     entry: HistoryEntry, ident: str | None, events: Sequence[WorkerEvent], now_s: float
 ) -> dict[str, Any]:
     """A fire and what its worker reported (`events`: those of its task id, any order)."""
-    events = sorted(events, key=lambda e: e.entry_ms)
+    events = sorted(events, key=lambda e: (e.entry_ms, e.entry_seq))
     lateness = None if entry.slot_s is None else round(entry.entry_ms / 1000 - entry.slot_s, 3)
     newest = next((e for e in reversed(events) if e.event != "received"), None)
     if newest is None and events:

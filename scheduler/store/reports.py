@@ -286,6 +286,11 @@ def _entry_ms(entry_id: bytes) -> int:
     return int(entry_id.split(b"-", 1)[0])
 
 
+def _entry_seq(entry_id: bytes) -> int:
+    _, _, seq = entry_id.partition(b"-")
+    return int(seq) if seq.isdigit() else 0
+
+
 def _value(fields: Mapping[bytes, bytes], name: str) -> str | None:
     raw = fields.get(name.encode())
     return None if raw is None else text(raw[:MAX_VALUE_BYTES])
@@ -313,6 +318,7 @@ def _worker_event(
     assert task_id is not None
     return WorkerEvent(
         entry_ms=_entry_ms(entry_id),
+        entry_seq=_entry_seq(entry_id),
         event=event,
         slot=_value(fields, "slot") or "",
         task_id=task_id,

@@ -122,3 +122,16 @@ def test_ranges_and_decisions_are_rows_and_a_covered_skip_is_listed_once() -> No
         None,
     ]
     assert {tuple(sorted(r)) for r in found} == {tuple(sorted(found[0]))}  # one shape
+
+
+def test_events_of_one_millisecond_keep_their_stream_order() -> None:
+    # A fast task is started and succeeds within a millisecond; the stream's sequence numbers
+    # still order them, whatever order they are read in (the reader goes newest first).
+    ident = task_id(NS, "a", SLOT)
+    t0 = SLOT * 1000 + 5
+    events = {"a": [
+        event(ident, t0, "succeeded", entry_seq=1, duration_s=0.001),
+        event(ident, t0, "started", entry_seq=0),
+    ]}  # fmt: skip
+    [row] = rows(NS, [fire("a", SLOT, 3)], events, [], SLOT + 1)
+    assert row["outcome"] == "succeeded"
