@@ -30,7 +30,7 @@ def schedule_words(job: JobSpec) -> str:
         return cron_words(trigger.expression.text)
     if isinstance(trigger, EveryTrigger):
         return f"Every {_span(trigger.every_s)}"
-    return f"Once, at {job.schedule}"
+    return "Once"  # the instant itself is beside it
 
 
 @lru_cache(maxsize=4096)  # thousands of jobs share a few expressions

@@ -225,9 +225,12 @@ def _cells(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _seconds_text(seconds: float | None) -> str | None:
-    """Short: "0.25s" under a minute, else whole units ("3h5m", "-2m"; a backfill is late)."""
+    """Short: "4ms" under a second, "2.50s" under a minute, else whole units ("3h5m", "-2m";
+    a backfill is late)."""
     if seconds is None:
         return None
+    if abs(seconds) < 1:
+        return f"{round(seconds * 1000)}ms"
     if abs(seconds) < 60:
         return f"{seconds:.2f}s"
     sign = "-" if seconds < 0 else ""
@@ -257,10 +260,14 @@ def _show_text(record: dict[str, Any]) -> str:
         *([f"  {slot}" for slot in record["next_slots"]] or ["  (no more slots)"]),
         "",
         "last fires:",
-        table([_cells(row) for row in record["fires"]], FIRE_COLUMNS),
+        table([_cells(row) for row in record["fires"]], FIRE_COLUMNS)
+        if record["fires"]
+        else "  (none yet)",
         "",
-        "missed:",
-        table([_cells(row) for row in record["missed"]], MISSED_COLUMNS),
+        "missed and skipped:",
+        table([_cells(row) for row in record["missed"]], MISSED_COLUMNS)
+        if record["missed"]
+        else "  (none)",
     ]
     return "\n".join(lines)
 
