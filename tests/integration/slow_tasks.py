@@ -22,7 +22,7 @@ settings = load_worker_settings()
 app = create_app(settings)
 
 
-@app.task(bind=True, name="tests.integration.slow_tasks.nap")
+@app.task(bind=True, name="tests.integration.slow_tasks.nap")  # type: ignore[untyped-decorator]
 def nap(self: Any, seconds: float, log_key: str) -> str:
     """Sleeps `seconds`, with its start and end (slot, event, time) pushed onto `log_key`."""
     slot = request_header(self.request, HEADER_SLOT)

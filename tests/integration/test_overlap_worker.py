@@ -5,6 +5,7 @@ one run goes at a time; a job that allows overlap fires every second meanwhile."
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -57,14 +58,15 @@ def test_a_long_run_makes_the_next_slots_skipped_and_runs_never_overlap(
     node.signal(signal.SIGTERM)
     assert node.wait_exit(10) == 0
 
+    history: Any = state.xrange(f"{NS}:history")
+    missed: Any = state.xrange(f"{NS}:missed")
     fired = sorted(
         int(fields[b"slot"])
-        for _, fields in state.xrange(f"{NS}:history")  # type: ignore[union-attr]
+        for _, fields in history
         if fields[b"job"] == b"nap" and b"kind" not in fields
     )
     skipped = [
-        {k.decode(): v.decode() for k, v in fields.items() if k != b"token"}
-        for _, fields in state.xrange(f"{NS}:missed")  # type: ignore[union-attr]
+        {k.decode(): v.decode() for k, v in fields.items() if k != b"token"} for _, fields in missed
     ]
     skipped_slots = sorted(int(gap["first"]) for gap in skipped)
     assert all(
@@ -77,7 +79,7 @@ def test_a_long_run_makes_the_next_slots_skipped_and_runs_never_overlap(
     assert sorted(fired + skipped_slots) == list(range(fired[0], watermark + 1))
     assert len(fired) >= 2
     # After each fire, the slots until its run ended were skipped: NAP_S - 1 of them at least.
-    for before, after in zip(fired, fired[1:], strict=False):
+    for before, after in itertools.pairwise(fired):
         assert after - before >= NAP_S, f"fired {slot_text(before)} then {slot_text(after)}"
 
     # Each fired slot ran once, and no two runs overlapped (the last may still be running).
@@ -88,7 +90,7 @@ def test_a_long_run_makes_the_next_slots_skipped_and_runs_never_overlap(
     ran = runs(state)
     assert sorted(ran) == [slot_text(slot) for slot in fired]
     spans = sorted((run["start"], run["end"]) for run in ran.values())
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"a run started at {start} before the previous ended at {end}"
 
     # The job that allows overlap fired every second meanwhile.
