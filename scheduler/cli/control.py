@@ -24,6 +24,7 @@ from scheduler.cli.common import (
     load,
     redis_failed,
 )
+from scheduler.clock import utc
 from scheduler.config import Config
 from scheduler.errors import ConfigError, SchedulerError
 from scheduler.jobspec import JobSpec
@@ -52,9 +53,15 @@ from scheduler.operator_fire import (
     fired_slots,
     next_sequence,
 )
-from scheduler.store.pauses import ResumeOutcome, pause_jobs, resume_jobs
+from scheduler.store.pauses import (
+    ResumeOutcome,
+    pause_jobs,
+    record_skipped_while_paused,
+    resume_jobs,
+)
 from scheduler.store.running import running_jobs
 from scheduler.store.state import StateStore
+from scheduler.triggers import count_slots
 from scheduler.views import cell, table, to_json
 from scheduler.wire import slot_text
 
@@ -231,6 +238,7 @@ def resume(
     for outcome in resumed:
         typer.echo(f"{outcome.job}: resumed")
     if not catchup:
+        _record_skipped(store, by_name, resumed)
         return
     # The exact ranges, as the resume read them; the preview was asked a moment earlier.
     plans = _catchup_plans(store, by_name, resumed, max_slots, "resumed, but none sent")
@@ -252,6 +260,33 @@ def resume(
             )
     if unreadable:
         raise typer.Exit(1)
+
+
+def _record_skipped(
+    store: StateStore, jobs: dict[str, JobSpec], outcomes: Sequence[ResumeOutcome]
+) -> None:
+    """Resumed from now on: what each job skipped while paused becomes one range, reason
+    "paused", in the missed stream (a failure to write it changes nothing else)."""
+    for outcome in outcomes:
+        record = outcome.record
+        if record is None or outcome.problem is not None:
+            continue
+        bounds = catchup_range(record.watermark_s, record.since_s, outcome.watermark_s)
+        if bounds is None:
+            continue
+        trigger = jobs[outcome.job].trigger
+        first = trigger.next_slot(utc(bounds[0]))
+        last = trigger.previous_slot(utc(bounds[1]))
+        if first is None or last is None or last < first:
+            continue
+        count = count_slots(trigger, utc(bounds[0]), utc(bounds[1]))
+        try:
+            record_skipped_while_paused(
+                store.client, store.keys, outcome.job, int(first.timestamp()),
+                int(last.timestamp()), count,
+            )  # fmt: skip
+        except SchedulerError as exc:
+            typer.echo(f"scheduler: {outcome.job}: skipped slots not recorded: {exc}", err=True)
 
 
 def _catchup_plans(

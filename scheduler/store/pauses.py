@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from scheduler.errors import StateCorrupt, StoreUnavailable
+from scheduler.store.claims import STREAM_CAP
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.state import MAX_SLOT_S, Reading, StateStore, Unreadable, shown, text
@@ -207,3 +208,14 @@ def _slot_or_none(raw: bytes | str | None) -> int | None:
 
 def _is_time(value: float) -> bool:
     return not isinstance(value, bool) and math.isfinite(value) and 0 <= value <= MAX_SLOT_S
+
+
+@redis_errors("recording the slots skipped while paused")
+def record_skipped_while_paused(
+    client: redis.Redis, keys: Keys, job: str, first_s: int, last_s: int, count: int
+) -> None:
+    """One range (reason "paused") in the missed stream for the slots a job skipped while
+    paused and did not catch up, so `history` and `jobs missed` show them with their reason."""
+    fields = {"job": job, "first": first_s, "last": last_s, "count": count, "reason": "paused",
+              "token": ""}  # fmt: skip
+    client.xadd(keys.missed, fields, maxlen=STREAM_CAP, approximate=True)  # type: ignore[arg-type]

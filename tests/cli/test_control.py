@@ -13,6 +13,7 @@ import redis
 import typer
 from typer.testing import CliRunner
 
+from scheduler.cli import app as full_app
 from scheduler.cli import common, control
 from scheduler.signing import Signer, canonical_body
 from scheduler.store.keys import Keys
@@ -31,7 +32,7 @@ NOW = T0 + 3600.5  # the CLI's "now": 2026-01-01T01:00:00.5Z
 MINUTELY = {"task": "jobs.examples.hello", "args": ["ops"], "every": "1m",
             "start": "2026-01-01T00:00:00Z", "queue": QUEUE}  # fmt: skip
 
-app = typer.Typer()
+app = typer.Typer()  # the commands under test, apart from the others' registration
 app.command("trigger")(control.trigger)
 app.command("backfill")(control.backfill)
 app.command("pause")(control.pause)
@@ -527,6 +528,40 @@ def test_pause_all_then_resume_all_catchup_fires_exactly_what_the_leader_skipped
         slots = sorted(m["scheduler_slot"] for m in messages if m["scheduler_job"] == job)
         # Two fired before the pause, three caught up, one after.
         assert slots == [slot_text(resumed_s - 4 + n) for n in range(6)], job
+
+
+def test_resume_from_now_records_what_the_pause_skipped_as_one_range(
+    rig_factory: Any,  # noqa: F811 (the fixture imported above)
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(common, "clock", ManualClock())
+    rig = rig_factory({"a": {"task": "jobs.examples.ping", "every": "1s", "queue": QUEUE}},
+                      max_clock_offset="30s")  # fmt: skip
+    namespace = rig.node.keys.namespace
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(app, [*args, "--config", str(rig.path)])
+
+    rig.lead()
+    rig.tick()
+    assert cli("pause", "a", "--reason", "deploy").exit_code == 0
+    for _ in range(4):
+        rig.tick()
+    done = cli("resume", "a")
+    assert done.stdout == "a: resumed\n"
+    resumed_s = int(rig.clock.time())
+    [(_, fields)] = rig.redis.xrange(f"{namespace}:missed")
+    assert {k.decode(): v.decode() for k, v in fields.items()} == {
+        "job": "a", "first": str(resumed_s - 3), "last": str(resumed_s), "count": "4",
+        "reason": "paused", "token": "",
+    }  # fmt: skip
+    shown = json.loads(
+        CliRunner().invoke(full_app, ["history", "a", "--json", "-c", str(rig.path)]).stdout
+    )
+    skipped = [row for row in shown if row["outcome"] == "skipped"]
+    assert [(r["first"], r["last"], r["count"], r["reason"]) for r in skipped] == [
+        (slot_text(resumed_s - 3), slot_text(resumed_s), 4, "paused")
+    ]
 
 
 def test_read_pause_info_for_jobs_show(tmp_path: Path, redis_server: RedisServer, run: Any) -> None:
