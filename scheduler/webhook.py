@@ -36,10 +36,20 @@ class Delivery:
     send: Callable[[], None]
 
 
+class WebhookFailed(Exception):
+    """A POST without a 2xx answer; the message never holds the URL's path or query."""
+
+
 def post_json(url: str, body: dict[str, Any], timeout_s: float = TIMEOUT_S) -> None:
-    """POST `body` as JSON; raises httpx.HTTPError for no answer or an answer other than 2xx."""
-    response = httpx.post(url, json=body, timeout=timeout_s)
-    response.raise_for_status()
+    """POST `body` as JSON; raises WebhookFailed for no answer or an answer other than 2xx."""
+    try:
+        response = httpx.post(url, json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:  # httpx may name the whole URL: keep its secret part out
+        raise WebhookFailed(
+            f"{type(exc).__name__}: {str(exc).replace(url, shown_url(url))}"
+        ) from None
+    if not response.is_success:
+        raise WebhookFailed(f"answered {response.status_code} {response.reason_phrase}")
 
 
 def shown_url(url: str) -> str:

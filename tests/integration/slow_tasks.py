@@ -1,5 +1,6 @@
-"""Tasks that take their time, for the integration tests of `overlap = "skip"`: our worker's
-app (`jobs.app.create_app`, hooks installed) plus a task that logs its start and end to Redis.
+"""Test tasks for the integration tests of the policies: our worker's app
+(`jobs.app.create_app`, hooks installed) plus a task that takes its time and logs its start
+and end to Redis (`overlap = "skip"`), and an alert task that records what it was sent.
 
 Run with ``celery -A tests.integration.slow_tasks worker``; the config comes from
 ``$SCHEDULER_CONFIG`` as for ``celery -A jobs worker``.
@@ -20,6 +21,7 @@ from scheduler.wire import HEADER_SLOT
 
 settings = load_worker_settings()
 app = create_app(settings)
+ALERTS_KEY = "alerts-test:received"
 
 
 @app.task(bind=True, name="tests.integration.slow_tasks.nap")  # type: ignore[untyped-decorator]
@@ -34,3 +36,13 @@ def nap(self: Any, seconds: float, log_key: str) -> str:
     finally:
         state.close()
     return f"napped {seconds}s"
+
+
+@app.task(name="tests.integration.slow_tasks.record_alert")  # type: ignore[untyped-decorator]
+def record_alert(**kwargs: Any) -> None:
+    """An alert task: pushes the kwargs it was sent (JSON, keys sorted) onto `ALERTS_KEY`."""
+    state = redis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
+    try:
+        state.rpush(ALERTS_KEY, json.dumps(kwargs, sort_keys=True))
+    finally:
+        state.close()
