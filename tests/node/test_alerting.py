@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,13 +18,13 @@ import pytest
 import redis
 
 from scheduler.alerting import AlertWatch, read_alerts
-from scheduler.config import Config, load_config
+from scheduler.config import Config, SchedulerSettings, load_config
 from scheduler.connections import redis_client
 from scheduler.messages import MessageFactory
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore, Unreadable
-from scheduler.webhook import Notifier
+from scheduler.webhook import Delivery, Notifier
 from scheduler.wire import slot_text
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer
@@ -256,3 +258,74 @@ def test_history_entries_use_slot_seconds_like_the_claim(watched: WatchFactory) 
     [entry] = one.history()
     assert entry["slot"] == str(int(T0))
     assert slot_text(int(entry["slot"])) == "2027-01-15T08:00:00Z"
+
+
+# -- the notifier thread: bounded, retrying, never waited for ---------------------------------
+
+
+def test_a_full_notifier_drops_with_one_error_and_never_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    notifier = Notifier(capacity=1)
+    busy, release = threading.Event(), threading.Event()
+
+    def stuck() -> None:
+        busy.set()
+        release.wait(timeout=10)
+
+    try:
+        assert notifier.submit(Delivery("first", stuck))
+        assert busy.wait(timeout=5)  # the thread holds the first; the queue is empty
+        assert notifier.submit(Delivery("second", lambda: None))
+        began = time.monotonic()
+        assert not notifier.submit(Delivery("third", lambda: None))
+        assert time.monotonic() - began < 0.1
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+            "dropped third: 1 notifications are still waiting to be sent"
+        ]
+    finally:
+        release.set()
+        notifier.close()
+
+
+def test_a_failing_delivery_is_retried_with_backoff_then_given_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    notifier = Notifier(attempts=3, first_backoff_s=0.01)
+    tries: list[int] = []
+    done = threading.Event()
+
+    def flaky() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise ConnectionError("refused")
+        done.set()
+
+    def broken() -> None:
+        raise ConnectionError("refused")
+
+    try:
+        notifier.submit(Delivery("flaky", flaky))
+        assert done.wait(timeout=5)
+        notifier.submit(Delivery("broken", broken))
+        wait_until(lambda: any("gave up" in r.getMessage() for r in caplog.records),
+                   timeout_s=5, what="the notifier to give up")  # fmt: skip
+    finally:
+        notifier.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "scheduler.webhook"]
+    assert lines == [
+        "sending flaky failed (try 1 of 3), again in 0.01s: refused",
+        "sending flaky failed (try 2 of 3), again in 0.02s: refused",
+        "sent flaky",
+        "sending broken failed (try 1 of 3), again in 0.01s: refused",
+        "sending broken failed (try 2 of 3), again in 0.02s: refused",
+        "gave up sending broken after 3 tries: refused",
+    ]
+
+
+def test_constructing_a_watch_or_notifier_starts_no_thread(redis_server: RedisServer) -> None:
+    before = threading.active_count()
+    watch = AlertWatch(Claims(redis_client(redis_server.url), KEYS), SchedulerSettings())
+    assert threading.active_count() == before
+    watch.close()
