@@ -23,6 +23,7 @@ from scheduler.connections import redis_client
 from scheduler.messages import MessageFactory
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
+from scheduler.store.reports import read_history
 from scheduler.store.state import StateStore, Unreadable
 from scheduler.webhook import Delivery, Notifier
 from scheduler.wire import slot_text
@@ -104,7 +105,11 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def alert_entry(job: str, reason: str, slot: str = "") -> dict[str, str]:
-    return {"job": job, "kind": "alert", "reason": reason, "slot": slot, "token": str(TOKEN)}
+    """A history entry of the switch; without a slot when the job never fired."""
+    entry = {"job": job, "kind": "alert", "reason": reason, "slot": slot, "token": str(TOKEN)}
+    if not slot:
+        del entry["slot"]
+    return entry
 
 
 def test_no_alert_before_alert_after_then_one_per_episode_until_resolved(
@@ -129,6 +134,11 @@ def test_no_alert_before_alert_after_then_one_per_episode_until_resolved(
     one.check(5)
     assert one.alerts() == {}
     assert one.history()[1:] == [alert_entry("backup", "resolved")]
+    read = read_history(one.redis, KEYS)  # as `history` reads them, newest first
+    assert read.unreadable == []
+    assert [(e.job, e.kind, e.reason, e.slot_s) for e in read.value] == [
+        ("backup", "alert", "resolved", None), ("backup", "alert", "no_success", None)
+    ]  # fmt: skip
     one.check(55)
     assert one.alerts() == {}
     one.check(5)  # over 60 s after that success: a new episode
@@ -258,6 +268,8 @@ def test_history_entries_use_slot_seconds_like_the_claim(watched: WatchFactory) 
     [entry] = one.history()
     assert entry["slot"] == str(int(T0))
     assert slot_text(int(entry["slot"])) == "2027-01-15T08:00:00Z"
+    [read] = read_history(one.redis, KEYS).value
+    assert (read.kind, read.reason, read.slot_s) == ("alert", "not_started", int(T0))
 
 
 # -- the notifier thread: bounded, retrying, never waited for ---------------------------------

@@ -21,6 +21,12 @@ if ARGV[4] == '' then
 else
   redis.call('HSET', KEYS[2], job, ARGV[4])
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'job', job, 'kind', 'alert',
-  'reason', ARGV[5], 'slot', ARGV[6], 'token', ARGV[7])
+-- A job that never fired has no slot: the entry then has no slot field (readers take it so).
+if ARGV[6] == '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'job', job, 'kind', 'alert',
+    'reason', ARGV[5], 'token', ARGV[7])
+else
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'job', job, 'kind', 'alert',
+    'reason', ARGV[5], 'slot', ARGV[6], 'token', ARGV[7])
+end
 return {1, 1}
