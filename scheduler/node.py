@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scheduler import lease as leases
+from scheduler.alerting import AlertWatch
 from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config
 from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
@@ -111,6 +112,8 @@ class Node:
             settings.outbox_max,
             wait_for_replica=is_sentinel(settings.redis_url),
         )
+        # The dead man's switch: checked from the leader loop, throttled, never raising.
+        self.alerts = AlertWatch(self.claims, settings, celery_app=self.factory.app)
         self.publisher = OutboxPublisher(
             Claims(redis_client(settings.redis_url), self.keys, ahead_s, self.clock), self.factory
         )
@@ -248,6 +251,7 @@ class Node:
             self.heartbeat.store.forget_nodes([self.node_id])
         except StoreUnavailable as exc:
             log.warning("could not remove this node's record: %s", exc)
+        self.alerts.close()
         self.factory.close()
         log.info("node %s stopped", self.node_id)
 
@@ -319,6 +323,7 @@ class Node:
             )
             self._step_down()
             return UNEXPECTED_PAUSE_S
+        self.alerts.check(value, token, self._jobs)
         return self._prepare_next(token)
 
     def _prepare_next(self, token: int) -> float:
@@ -523,6 +528,7 @@ class Node:
                 self._step_down()  # the engine is re-read from Redis with the running config
                 return
         self.config, self.runtime_jobs, self._jobs = fresh, runtime, jobs
+        self.alerts.settings = fresh.scheduler
         self.factory.forget_templates()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
