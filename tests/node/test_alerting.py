@@ -341,3 +341,26 @@ def test_constructing_a_watch_or_notifier_starts_no_thread(redis_server: RedisSe
     watch = AlertWatch(Claims(redis_client(redis_server.url), KEYS), SchedulerSettings())
     assert threading.active_count() == before
     watch.close()
+
+
+def test_the_leader_loop_raises_the_alert_of_a_job_nobody_runs(rig_factory: Any) -> None:
+    """Wired into the node: no worker runs job a, so after alert_after (and the watch's
+    5 s throttle) the leader records one alert and sends the alert task, and only once."""
+    job = {"task": "jobs.examples.ping", "every": "1s", "queue": "parked", "alert_after": "4s",
+           "alert_task": "jobs.examples.notify"}  # fmt: skip
+    rig = rig_factory({"a": job}, max_clock_offset="60s")
+    rig.lead()
+    for _ in range(16):
+        rig.tick()
+    alerts = rig.redis.hgetall(f"{rig.node.keys.namespace}:alerts")
+    assert list(alerts) == [b"a"]
+    assert json.loads(alerts[b"a"])["reason"] in ("no_success", "not_started")
+    # The notifier sends on its own thread: wait (bounded) for the message to land.
+    raw = rig.redis.blmove("celery", "celery-seen", timeout=10)
+    assert raw is not None, "no alert task reached the broker"
+    message = json.loads(raw)
+    assert message["headers"]["task"] == "jobs.examples.notify"
+    assert json.loads(base64.b64decode(message["body"]))[1]["job"] == "a"
+    for _ in range(6):  # the alert stays open: nothing more is sent
+        rig.tick()
+    assert rig.redis.llen("celery") == 0
