@@ -34,9 +34,8 @@ from scheduler.errors import LeaseLost, SchedulerError, StateCorrupt
 from scheduler.jobspec import JobSpec
 from scheduler.store.claims import STREAM_CAP, Claims
 from scheduler.store.failures import redis_errors
-from scheduler.store.keys import Keys
 from scheduler.store.scripts import register
-from scheduler.store.state import MAX_ENTRIES, Reading, StateStore, Unreadable, shown, text
+from scheduler.store.state import MAX_ENTRIES
 from scheduler.webhook import Delivery, Notifier, post_json, shown_url
 from scheduler.wire import slot_text
 
@@ -246,23 +245,3 @@ class AlertWatch:
         if message not in self._complained:
             log.warning("%s", message)
         self._complaints.add(message)
-
-
-def read_alerts(
-    source: StateStore | redis.Redis, keys: Keys, jobs: Sequence[str] | None = None
-) -> Reading[dict[str, dict[str, Any]]]:
-    """Open alerts by job (of `jobs`, or all): {"since": epoch s, "reason": text}. A garbled
-    record still names its job (reason "unreadable", since None) and is reported; a wrong type
-    at the key is reported; Redis unreachable raises StoreUnavailable."""
-    store = source if isinstance(source, StateStore) else StateStore(source, keys)
-    raw, unreadable = store._hash(keys.alerts, "reading open alerts", jobs)
-    result: dict[str, dict[str, Any]] = {}
-    for job, value in raw.items():
-        name = text(job)
-        alert = parse_alert(value)
-        if alert is None:
-            unreadable.append(Unreadable(keys.alerts, f"{shown(value)}, not an alert", name))
-            result[name] = {"since": None, "reason": "unreadable"}
-            continue
-        result[name] = {"since": alert.since_s, "reason": alert.reason}
-    return Reading(result, unreadable)

@@ -21,6 +21,7 @@ from scheduler.cli.watch import IntervalOption, WatchOption, watch
 from scheduler.config import Config
 from scheduler.errors import SchedulerError
 from scheduler.listing import JobFacts, human_row, job_rows
+from scheduler.store.alerts import read_alerts
 from scheduler.store.state import StateStore
 from scheduler.views import table, to_json, unreadable_lines
 
@@ -77,6 +78,7 @@ def read_facts(store: StateStore, names: list[str]) -> JobFacts:
     outcomes = store.read_outcomes(names)
     paused = store.read_paused(names)
     quarantined = store.read_quarantined(names)
+    alerts = read_alerts(store, store.keys, names)
     missed = store.read_missed(1000)
     wanted = set(names)
     last_missed: dict[str, int] = {}
@@ -86,7 +88,7 @@ def read_facts(store: StateStore, names: list[str]) -> JobFacts:
             last_missed[job] = max(last_missed.get(job, 0), int(last))
     unreadable: list[Any] = [
         *last_fires.unreadable, *outcomes.unreadable, *paused.unreadable,
-        *quarantined.unreadable,
+        *quarantined.unreadable, *alerts.unreadable,
         # A garbled missed range is `jobs missed`'s to show, unless it concerns a listed job.
         *(u for u in missed.unreadable if u.field is None or u.field in wanted),
     ]  # fmt: skip
@@ -95,6 +97,7 @@ def read_facts(store: StateStore, names: list[str]) -> JobFacts:
         outcomes=outcomes.value,
         paused=paused.value,
         quarantined=quarantined.value,
+        alerts=alerts.value,
         last_missed=last_missed,
         unreadable=unreadable,
     )

@@ -16,8 +16,10 @@ from scheduler.connections import redact_url, same_redis, tzdata_version
 from scheduler.errors import SchedulerError
 from scheduler.lease import read_holder
 from scheduler.quarantine import names
+from scheduler.store.alerts import read_alerts
 from scheduler.store.configs import read_published
 from scheduler.views import cell, drift_hashes, status_record, table, to_json, unreadable_lines
+from scheduler.wire import slot_text
 
 # `status`'s exit code when no node holds the lease.
 NO_LEADER = 3
@@ -36,6 +38,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         now_s = store.server_time()
         state_lost = store.read_state_lost()
         quarantined = store.read_quarantined()
+        alerts = read_alerts(store, store.keys)
         published = {
             found: read_published(store.client, store.keys, found)
             for found in drift_hashes(holder, nodes.value)
@@ -61,9 +64,11 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
             },
             "state_lost": state_lost.value,
             "quarantined": quarantined.value,
+            "alerts": alerts.value,
             "unreadable": [
                 *outbox.unreadable, *nodes.unreadable, *state_lost.unreadable,
-                *quarantined.unreadable, *(p for pub in published.values() for p in pub.unreadable),
+                *quarantined.unreadable, *alerts.unreadable,
+                *(p for pub in published.values() for p in pub.unreadable),
             ],
         },
         published,
@@ -100,6 +105,10 @@ def _print_status(record: dict[str, Any]) -> None:
     for (key, found), jobs in alike.items():
         who = jobs[0] if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
         typer.echo(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
+    for job, alert in sorted(record["alerts"].items()):
+        since = alert.get("since")
+        when = "" if not isinstance(since, int | float) else f" since {slot_text(int(since))}"
+        typer.echo(f"ALERT: job {cell(job)}: {cell(alert.get('reason'))}{when}")
     columns = [
         "node_id", "host", "pid", "version", "leader", "seen_ago_s", "clock_offset_ms",
         "clock_ok", "config_hash", "drift", "tzdata",

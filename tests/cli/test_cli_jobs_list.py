@@ -97,3 +97,27 @@ def test_runtime_jobs_are_listed_with_their_source(
     ]
     shown = runner.invoke(cli.app, ["next", "nightly", "-n", "1", "-c", str(config)])
     assert shown.stdout.strip() != ""
+
+
+def test_open_alerts_show_in_jobs_list_and_status(
+    tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_file(
+        tmp_path,
+        f'[scheduler]\nredis_url = "{redis_server.url}"\nnamespace = "cli-alert"\n\n'
+        '[jobs.tick]\ntask = "jobs.examples.ping"\nevery = "90s"\nalert_after = "1h"\n',
+    )
+    redis_server.client().hset(
+        "cli-alert:alerts", "tick", json.dumps({"since": 1_767_225_600, "reason": "no_success"})
+    )
+    monkeypatch.setattr(common, "clock", ManualClock(wall_s=1_767_225_720.0))
+    runner = CliRunner()
+    [row] = json.loads(runner.invoke(cli.app, ["jobs", "list", "--json", "-c", str(config)]).stdout)
+    assert row["alert"] == "no_success"
+    header = runner.invoke(cli.app, ["jobs", "list", "-c", str(config)]).stdout.splitlines()[0]
+    assert header.split()[-1] == "ALERT"
+    status = runner.invoke(cli.app, ["status", "-c", str(config)])
+    assert status.exit_code == 3  # nobody leads here
+    assert "ALERT: job tick: no_success since 2026-01-01T00:00:00Z" in status.stdout.splitlines()
+    as_json = json.loads(runner.invoke(cli.app, ["status", "--json", "-c", str(config)]).stdout)
+    assert as_json["alerts"] == {"tick": {"since": 1_767_225_600, "reason": "no_success"}}

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from scheduler.alerting import AlertWatch, read_alerts
+from scheduler.alerting import AlertWatch
 from scheduler.config import load_config
 from scheduler.connections import redis_client
 from scheduler.messages import MessageFactory
+from scheduler.store.alerts import read_alerts
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.webhook import Notifier

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import redis
 
-from scheduler.alerting import AlertWatch, read_alerts
+from scheduler.alerting import AlertWatch
 from scheduler.config import Config, SchedulerSettings, load_config
 from scheduler.connections import redis_client
 from scheduler.messages import MessageFactory
+from scheduler.store.alerts import read_alerts
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.reports import read_history
