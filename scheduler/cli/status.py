@@ -12,12 +12,15 @@ import typer
 
 from scheduler import __version__
 from scheduler.cli.common import ConfigOption, JsonOption, connect, load, redis_failed
+from scheduler.cli.watch import IntervalOption, WatchOption, watch
+from scheduler.config import Config
 from scheduler.connections import redact_url, same_redis, tzdata_version
 from scheduler.errors import SchedulerError
 from scheduler.lease import read_holder
 from scheduler.quarantine import names
 from scheduler.store.alerts import read_alerts
 from scheduler.store.configs import read_published
+from scheduler.store.state import StateStore
 from scheduler.views import cell, drift_hashes, status_record, table, to_json, unreadable_lines
 from scheduler.wire import slot_text
 
@@ -25,11 +28,31 @@ from scheduler.wire import slot_text
 NO_LEADER = 3
 
 
-def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def status(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    watching: WatchOption = False,
+    interval_s: IntervalOption = 2.0,
+) -> None:
     """Leader, fencing token, lease left, and every node seen recently; exit 3 without a
     leader."""
     cfg = load(config)
     store = connect(cfg)
+    if watching:
+        watch(lambda: _render(status_record_of(cfg, store), as_json), interval_s)
+        return
+    record = status_record_of(cfg, store)
+    typer.echo(_render(record, as_json))
+    if record["leader"] is None:
+        raise typer.Exit(NO_LEADER)
+
+
+def _render(record: dict[str, Any], as_json: bool) -> str:
+    return to_json(record) if as_json else status_text(record)
+
+
+def status_record_of(cfg: Config, store: StateStore) -> dict[str, Any]:
+    """Everything `status` shows, read from Redis (exit 1 when Redis fails)."""
     try:
         holder = read_holder(store.client, store.keys)
         settings = cfg.scheduler
@@ -46,7 +69,7 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     except SchedulerError as exc:
         redis_failed(exc)
     pending = outbox.value
-    record = status_record(
+    return status_record(
         holder,
         nodes.value,
         now_s,
@@ -73,17 +96,13 @@ def status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
         },
         published,
     )  # fmt: skip
-    if as_json:
-        typer.echo(to_json(record))
-    else:
-        _print_status(record)
-    if holder is None:
-        raise typer.Exit(NO_LEADER)
 
 
-def _print_status(record: dict[str, Any]) -> None:
+def status_text(record: dict[str, Any]) -> str:
+    """`status` for people: a headline, warnings, then one row per node."""
+    lines: list[str] = []
     leader = record["leader"] or "(none)"
-    typer.echo(
+    lines.append(
         f"leader: {cell(leader)}  token: {record['fencing_token'] or '-'}  "
         f"lease left: {record['lease_left_ms'] or '-'} ms  "
         f"leader's config: {cell(record['leader_config_hash'])}  "
@@ -93,22 +112,22 @@ def _print_status(record: dict[str, Any]) -> None:
     if not record["atomic_enqueue"]:
         full = "  FULL: slots are being recorded as missed" if outbox["full"] else ""
         pending = "?" if outbox["pending"] is None else outbox["pending"]
-        typer.echo(f"outbox: {pending} of {outbox['max']} waiting for the broker{full}")
+        lines.append(f"outbox: {pending} of {outbox['max']} waiting for the broker{full}")
     if record["state_lost"] is not None:
         noticed = cell(record["state_lost"].get("noticed_at"))
-        typer.echo(f"STATE LOST: Redis lost its data; noticed {noticed}")
+        lines.append(f"STATE LOST: Redis lost its data; noticed {noticed}")
     for warning in record["warnings"]:
-        typer.echo(f"WARNING: {warning}")
+        lines.append(f"WARNING: {warning}")
     alike: dict[tuple[str, str], list[str]] = {}
     for job, found in sorted(record["quarantined"].items()):
         alike.setdefault((cell(found.get("key")), cell(found.get("found"))), []).append(cell(job))
     for (key, found), jobs in alike.items():
         who = jobs[0] if len(jobs) == 1 else f"{len(jobs)} jobs ({names(jobs)})"
-        typer.echo(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
+        lines.append(f"QUARANTINED: {who}: key {key} holds {found} (not fired until it is fixed)")
     for job, alert in sorted(record["alerts"].items()):
         since = alert.get("since")
         when = "" if not isinstance(since, int | float) else f" since {slot_text(int(since))}"
-        typer.echo(f"ALERT: job {cell(job)}: {cell(alert.get('reason'))}{when}")
+        lines.append(f"ALERT: job {cell(job)}: {cell(alert.get('reason'))}{when}")
     columns = [
         "node_id", "host", "pid", "version", "leader", "seen_ago_s", "clock_offset_ms",
         "clock_ok", "config_hash", "drift", "tzdata",
@@ -116,6 +135,7 @@ def _print_status(record: dict[str, Any]) -> None:
     rows = [
         {**node, "drift": "DRIFT" if node["config_drift"] else None} for node in record["nodes"]
     ]
-    typer.echo(table(rows, columns))
+    lines.append(table(rows, columns))
     for line in unreadable_lines(record["unreadable"]):
-        typer.echo(line)
+        lines.append(line)
+    return "\n".join(lines)
