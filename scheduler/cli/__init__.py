@@ -27,6 +27,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Help texts are plain: "[default: now]" is text to show, not markup to strip.
+    rich_markup_mode=None,
 )
 app.callback()(about.app_options)
 jobs_app = typer.Typer(help="List, inspect, add and drive jobs.", no_args_is_help=True)

@@ -37,7 +37,7 @@ AtOpt = Annotated[Text, typer.Option("--at", help="One-off at this ISO 8601 inst
 InOpt = Annotated[Text, typer.Option("--in", help='One-off this long from now, e.g. "10m".')]
 ArgsOpt = Annotated[Text, typer.Option("--args", help="Positional arguments: a JSON list.")]
 KwargsOpt = Annotated[Text, typer.Option("--kwargs", help="Keyword arguments: a JSON object.")]
-QueueOpt = Annotated[Text, typer.Option("--queue", help='Celery queue [default: "celery"].')]
+QueueOpt = Annotated[Text, typer.Option("--queue", help='Celery queue (default "celery").')]
 ZoneOpt = Annotated[Text, typer.Option("--timezone", help="Time zone of the schedule.")]
 CatchupOpt = Annotated[Text, typer.Option("--catchup", help="all | latest | none")]
 GraceOpt = Annotated[Text, typer.Option("--misfire-grace", help="How late a slot may fire.")]
