@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scheduler import lease as leases
+from scheduler.adoption import adopt
 from scheduler.alerting import AlertWatch
 from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config
@@ -36,21 +37,20 @@ from scheduler.errors import (
     StoreUnavailable,
 )
 from scheduler.heartbeat import Heartbeat
+from scheduler.jobset import JobSet
 from scheduler.jobspec import JobSpec
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
 from scheduler.publisher import OutboxPublisher
-from scheduler.quarantine import Quarantine, names, repairing
-from scheduler.records import AdoptFlag
+from scheduler.quarantine import Quarantine, repairing
 from scheduler.reload import PendingReload
-from scheduler.runtime import RuntimeJobs, merge, running_jobs
+from scheduler.runtime import RuntimeJobs
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.redis_time import clearly_off, offset_to_redis
 from scheduler.store.runtime import RuntimeJobStore, RuntimeWatch
 from scheduler.store.state import StateStore
-from scheduler.wire import slot_text
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,9 @@ class Node:
         )
         self.engine: Engine | None = None
         # The running jobs: the config's and the runtime jobs (`jobs add`) it does not shadow.
-        self.runtime = RuntimeWatch(RuntimeJobStore(self.claims.client, self.keys), self.clock)
-        self.runtime_jobs = RuntimeJobs()
-        self._jobs: dict[str, JobSpec] = dict(config.jobs)
+        self.jobset = JobSet(
+            config, RuntimeWatch(RuntimeJobStore(self.claims.client, self.keys), self.clock)
+        )
         self.quarantine = Quarantine(self.store, self.clock)
         self._leading_token: int | None = None
         self._prepared_for: int | None = None
@@ -137,7 +137,15 @@ class Node:
     @property
     def jobs(self) -> Mapping[str, JobSpec]:
         """The jobs this node runs (config and runtime), read-only."""
-        return MappingProxyType(self._jobs)
+        return MappingProxyType(self.jobset.jobs)
+
+    @property
+    def runtime(self) -> RuntimeWatch:
+        return self.jobset.watch
+
+    @property
+    def runtime_jobs(self) -> RuntimeJobs:
+        return self.jobset.runtime
 
     # -- control, safe to call from signal handlers -----------------------------------------
 
@@ -257,7 +265,7 @@ class Node:
 
     def _warm_up(self) -> None:
         try:
-            for job in list(self._jobs.values()):
+            for job in list(self.jobset.jobs.values()):
                 if self._stop.is_set():
                     return
                 self.factory.template(job)
@@ -268,8 +276,8 @@ class Node:
         """This node's live facts for its heartbeat record."""
         return {
             "config_hash": self.config.hash,
-            "jobs": len(self._jobs),
-            "runtime_jobs": len(self._jobs) - len(self.config.jobs),
+            "jobs": len(self.jobset.jobs),
+            "runtime_jobs": len(self.jobset.jobs) - len(self.config.jobs),
             "leader": self.lease.held(),
             "fencing_token": self.lease.token,
             "atomic_enqueue": self.atomic,
@@ -323,7 +331,7 @@ class Node:
             )
             self._step_down()
             return UNEXPECTED_PAUSE_S
-        self.alerts.check(value, token, self._jobs)
+        self.alerts.check(value, token, self.jobset.jobs)
         return self._prepare_next(token)
 
     def _prepare_next(self, token: int) -> float:
@@ -356,71 +364,26 @@ class Node:
 
     def _take_over(self, lease_value: str, token: int) -> None:
         self._refresh_runtime(force=True)
-        jobs = sorted(set(self._jobs) - set(self.quarantine.jobs))
-        self.engine = Engine(self._jobs)
+        jobs = sorted(set(self.jobset.jobs) - set(self.quarantine.jobs))
+        self.engine = Engine(self.jobset.jobs)
         self.engine.load(self._adopt(lease_value, jobs))
         self._leading_token = token
         self._outbox_work.set()  # drain whatever a former leader left
         log.info("leading with fencing token %d: %d jobs", token, len(jobs))
 
     def _adopt(self, lease_value: str, jobs: Iterable[str]) -> dict[str, int]:
-        """Watermarks of `jobs` from Redis; unreadable ones restart from now (logged)."""
-        now_s = int(self.clock.time())
-        wanted = sorted(jobs)
-        adopted = repairing(
-            self.claims, lease_value, lambda: self.claims.adopt(lease_value, now_s, wanted)
-        )
-        started = [job for job, (_, flag) in adopted.items() if flag == AdoptFlag.STARTED_NOW]
-        for flag, what in (
-            (AdoptFlag.RESET_UNREADABLE, "not a whole number of seconds"),
-            (AdoptFlag.RESET_OUT_OF_RANGE, "negative or later than Redis TIME allows"),
-        ):
-            reset = [job for job, (_, found) in adopted.items() if found == flag]
-            if reset:
-                log.error(
-                    "watermark of %s in Redis was %s; restarted from now (%s), recorded in "
-                    "`jobs missed`",
-                    reset[0] if len(reset) == 1 else f"{len(reset)} jobs ({names(reset)})",
-                    what,
-                    slot_text(now_s),
-                )
-        if started:
-            log.info(
-                "%d job(s) without a watermark start from now (%s): %s",
-                len(started),
-                slot_text(now_s),
-                names(started),
-            )
-        return {job: mark for job, (mark, _) in adopted.items()}
+        return adopt(self.claims, lease_value, int(self.clock.time()), jobs)
 
     def _refresh_runtime(self, force: bool = False) -> bool:
-        """Re-read the runtime jobs if they changed in Redis (looked at every half second;
-        at once with `force`); True when the running jobs were merged anew. Redis failing
-        keeps the last good set."""
-        if not self.runtime.poll(force):
-            return False
-        self.runtime_jobs, self._jobs = self._merged(self.config)
-        return True
-
-    def _merged(self, config: Config) -> tuple[RuntimeJobs, dict[str, JobSpec]]:
-        """The known runtime jobs validated against `config`, and the jobs to run; logs
-        (once) each runtime job skipped or shadowed by a config job."""
-        found = merge(config, self.runtime.stored)
-        shadowed = [
-            f"runtime job {name} is shadowed by the job of that name in {config.path.name}: "
-            "the config's job runs (remove the runtime one: `scheduler jobs remove`)"
-            for name in found.shadowed
-        ]
-        skipped = [f"runtime job skipped: {line}" for line in found.problems]
-        self.runtime.say([*self.runtime.problems, *skipped, *shadowed])
-        return found, running_jobs(config, found.jobs)
+        """Re-read the runtime jobs if they changed in Redis; True when merged anew."""
+        return self.jobset.refresh(self.config, force)
 
     def _apply_runtime(self, lease_value: str) -> None:
         """Run the freshly merged jobs: new ones adopt their watermark, removed ones stop."""
         assert self.engine is not None
-        added = set(self._jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
+        added = set(self.jobset.jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
         try:
-            self.engine.replace_jobs(self._jobs, self._adopt(lease_value, added))
+            self.engine.replace_jobs(self.jobset.jobs, self._adopt(lease_value, added))
         except Exception:
             self.runtime.forget_version()  # tried again at the next look
             raise
@@ -429,8 +392,8 @@ class Node:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         log.info(
             "runtime jobs changed: running %d jobs (%d at run time)",
-            len(self._jobs),
-            len(self._jobs) - len(self.config.jobs),
+            len(self.jobset.jobs),
+            len(self.jobset.jobs) - len(self.config.jobs),
         )
 
     def _send(self, lease_value: str, token: int, due: Due) -> None:
@@ -513,7 +476,7 @@ class Node:
         ):
             log.error("reload refused: redis_url, broker_url and namespace need a restart")
             return
-        runtime, jobs = self._merged(fresh)
+        runtime, jobs = self.jobset.merged(fresh)
         if self.engine is not None and self.lease.value is not None:
             added = set(jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
             try:
@@ -527,7 +490,8 @@ class Node:
                 log.exception("reload refused: the new config could not be applied")
                 self._step_down()  # the engine is re-read from Redis with the running config
                 return
-        self.config, self.runtime_jobs, self._jobs = fresh, runtime, jobs
+        self.config = fresh
+        self.jobset.use(runtime, jobs)
         self.alerts.settings = fresh.scheduler
         self.factory.forget_templates()
         if self.atomic:
