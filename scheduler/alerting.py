@@ -35,7 +35,7 @@ from scheduler.jobspec import JobSpec
 from scheduler.store.claims import STREAM_CAP, Claims
 from scheduler.store.failures import redis_errors
 from scheduler.store.scripts import register
-from scheduler.store.state import MAX_ENTRIES
+from scheduler.store.state import MAX_ENTRIES, text
 from scheduler.webhook import Delivery, Notifier, post_json, shown_url
 from scheduler.wire import slot_text
 
@@ -74,6 +74,8 @@ class AlertWatch:
         # Problems logged in the last check: one stays quiet while it lasts.
         self._complained: set[str] = set()
         self._complaints: set[str] = set()
+        self._watched_of: Mapping[str, JobSpec] | None = None
+        self._watched_names: list[str] = []
 
     def check(self, lease_value: str, token: int, jobs: Mapping[str, JobSpec]) -> None:
         """Check now if `interval_s` went by since the last check; never raises."""
@@ -100,12 +102,11 @@ class AlertWatch:
         if token != self._token:  # a new leadership counts silence afresh
             self._token, self._first_seen, self._paused_seen = token, {}, {}
         now_s = self.clock.time()
-        raw_alerts = self._open_alerts([n for n, j in jobs.items() if j.alert_after is not None])
-        names = [
-            name
-            for name, job in jobs.items()
-            if job.alert_after is not None or name.encode() in raw_alerts
-        ]
+        watched = self._watched(jobs)
+        raw_alerts = self._open_alerts(watched)
+        # Open alerts of jobs that no longer set alert_after are closed ("cleared").
+        others = [name for raw in raw_alerts if (name := text(raw)) in jobs and name not in watched]
+        names = [*watched, *others]
         if not names:
             return
         facts = self._facts(names)
@@ -134,6 +135,14 @@ class AlertWatch:
                 log.info("alert of %s closed: %s", name, change.reason)
 
     # -- Redis --------------------------------------------------------------------------------
+
+    def _watched(self, jobs: Mapping[str, JobSpec]) -> list[str]:
+        """The jobs with an `alert_after`, worked out again only when the jobs change: the
+        loop must not walk 100,000 jobs every few seconds to find none."""
+        if jobs is not self._watched_of:
+            self._watched_of = jobs
+            self._watched_names = [n for n, j in jobs.items() if j.alert_after is not None]
+        return self._watched_names
 
     def _open_alerts(self, watched: Sequence[str]) -> dict[bytes, bytes]:
         """Open alerts: all of them (few), or, if the hash grew huge, those of `watched`."""
