@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scheduler.config import Config
+from scheduler.durations import shown
 from scheduler.jobspec import JOB_NAME, JobSpec, build_job
 from scheduler.triggers import AtTrigger, EveryTrigger
 
@@ -138,7 +139,8 @@ def json_option(text: str, option: str, want: type[list[Any]] | type[dict[str, A
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, want):
-        raise ValueError(f"{option}: expected {what} like '{example}', got {text!r}")
+        # The text is cut short: an option's error is one readable line, whatever was given.
+        raise ValueError(f"{option}: expected {what} like '{example}', got {shown(text)}")
     return value
 
 
@@ -183,8 +185,8 @@ def describe(spec: JobSpec, table: Mapping[str, Any], now: datetime) -> str:
     """E.g. "cron 0 9 * * MON-FRI, next 2026-12-03T09:00:00+01:00"."""
     schedule = table.get("at", spec.schedule) if spec.kind == "at" else spec.schedule
     upcoming = spec.trigger.next_slot(now)
-    shown = upcoming.astimezone(spec.timezone).isoformat() if upcoming is not None else "none"
-    return f"{spec.kind} {schedule}, next {shown}"
+    next_text = "none" if upcoming is None else upcoming.astimezone(spec.timezone).isoformat()
+    return f"{spec.kind} {schedule}, next {next_text}"
 
 
 def _shown(raw: bytes) -> str:

@@ -246,3 +246,16 @@ def test_a_runtime_hash_of_the_wrong_type_is_exit_1_naming_it(
         1, "", "scheduler: Redis error: key rtcli:runtime_jobs holds a string, not a hash of "
         "runtime jobs\n",
     )  # fmt: skip
+
+
+def test_a_huge_json_option_is_one_short_line(config: Path) -> None:
+    huge = "[" * 100_000
+    result = CliRunner().invoke(
+        APP,
+        ["jobs", "add", "x", "--task", "t", "--every", "1m", "--kwargs", huge, "-c", str(config)],
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "scheduler: --kwargs: expected a JSON object like '{\"k\": 1}', got "
+        "'[[[[[[[[[[[[[[[[[[[[[[[[[[[[[... (100000 characters)\n"
+    )
