@@ -34,8 +34,11 @@ from jobs.scheduled import (
     scheduled_run,
 )
 from jobs.settings import WorkerSettings, load_worker_settings
+from scheduler.clock import Clock, SystemClock
 
 DETAIL_MAX_CHARS = 500
+# After a "received" report failed, none is attempted for this long (the consumer's thread).
+RECEIVED_QUIET_S = 30.0
 # Where on_prerun leaves the run's start (time.monotonic()) on the task's request.
 STARTED_ATTR = "scheduler_started_monotonic"
 
@@ -48,6 +51,7 @@ def install(
     *,
     started_ttl: timedelta = DEFAULT_STARTED_TTL,
     done_ttl: timedelta = DEFAULT_DONE_TTL,
+    clock: Clock | None = None,
 ) -> OutcomeRecorder:
     """Run `app`'s scheduler-fired tasks once per (job, slot) and report their outcomes.
 
@@ -57,7 +61,8 @@ def install(
     `done_ttl` is how long a finished run refuses repeats (docs/worker-hook.md). Call it before
     the app creates its tasks (e.g. right after ``Celery(...)``): tasks created earlier keep
     their class. With a message key configured (``message_key_file``), scheduler messages
-    whose signature is missing or wrong are refused before they are claimed. Installing twice
+    whose signature is missing or wrong are refused before they are claimed. `clock` times
+    the pause after a failed "received" report (tests pass their own). Installing twice
     on one app replaces the first installation rather than recording everything twice. Signal
     handlers are connected here, never on import.
     """
@@ -89,13 +94,20 @@ def install(
         elapsed = time.monotonic() - started if isinstance(started, float) else None
         recorder.record(run, event, detail, duration_s=elapsed, worker=_worker(request))
 
+    ticks = clock or SystemClock()
+    quiet_until = [0.0]  # no "received" reports until then: the last one failed
+
     def on_received(sender: Any = None, request: Any = None, **_: Any) -> None:
-        # The worker's main process, as the message arrives: before any pool takes it.
+        # The worker's main process, as the message arrives: before any pool takes it. It
+        # consumes every message, so an unreachable Redis must not cost each one a timeout:
+        # after a failure, "received" is left out for a while (the other events still go).
         if getattr(request, "app", getattr(sender, "app", None)) is not app:
             return
         run = scheduled_run(request)
-        if run is not None:
-            recorder.record(run, "received", worker=_worker(request))
+        if run is None or ticks.monotonic() < quiet_until[0]:
+            return
+        if not recorder.record(run, "received", worker=_worker(request)):
+            quiet_until[0] = ticks.monotonic() + RECEIVED_QUIET_S
 
     def on_prerun(sender: Any = None, **_: Any) -> None:
         run = ours(sender)

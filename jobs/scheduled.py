@@ -119,9 +119,10 @@ class OutcomeRecorder:
         *,
         duration_s: float | None = None,
         worker: str | None = None,
-    ) -> None:
+    ) -> bool:
         """Record event `outcome` of `run`; `detail` is a failure's "Type: first line",
-        `duration_s` how long a finished run took, `worker` who ran it (default: this host)."""
+        `duration_s` how long a finished run took, `worker` who ran it (default: this host).
+        Whether Redis took it (a failure is logged, never raised)."""
         try:
             client = self._redis.client()  # a new one after a fork: so is the writer
             if self._writer is None or self._writer.client is not client:
@@ -145,7 +146,7 @@ class OutcomeRecorder:
                 run.slot,
                 run.task_id,
             )
-            return
+            return False
         if skipped:
             log.error(
                 "recorded outcome %r of job %s slot %s (task %s) but not at %s: not what this "
@@ -156,6 +157,7 @@ class OutcomeRecorder:
                 run.task_id,
                 ", ".join(skipped),
             )
+        return True
 
 
 def _current_worker() -> str:

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from celery import Celery, signals
 from kombu import Connection
 
-from jobs.hooks import error_line
+from jobs import hooks
+from jobs.hooks import error_line, install
 from jobs.scheduled import OutcomeRecorder, ScheduledRun
 from jobs.settings import WorkerSettings, load_worker_settings
 from scheduler.config import load_config
@@ -27,7 +30,8 @@ from scheduler.store.keys import Keys
 from scheduler.store.outcomes import read_outcomes
 from scheduler.store.reports import ReportWriter, Retention
 from scheduler.wire import manual_task_id, slot_text, task_id
-from tests.conftest import RedisServer
+from tests.clocks import ManualClock
+from tests.conftest import RedisServer, free_port
 from tests.integration.harness import Child, Cluster
 
 NAMESPACE = "wk-reports"
@@ -256,3 +260,43 @@ def test_an_error_line_is_the_type_and_the_first_line() -> None:
     assert error_line(RuntimeError("first\nsecond")) == "RuntimeError: first"
     assert error_line(RuntimeError()) == "RuntimeError"
     assert error_line(ValueError("x" * 900)) == "ValueError: " + "x" * 488
+
+
+@dataclass
+class ReceivedRequest:
+    """What the ``task_received`` handler reads of a worker's Request: its app, task id and
+    message headers (a real Request needs a consumer and a message around it)."""
+
+    app: Any
+    id: str
+    request_dict: dict[str, str]
+    hostname: str = "worker@test"
+
+
+def test_an_unreachable_redis_costs_the_consumer_one_received_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker's consumer reports "received" for every scheduler message: with its Redis
+    refusing, it tries once, then leaves them out for RECEIVED_QUIET_S instead of paying a
+    failed connection (or a timeout) per message; afterwards it tries again."""
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    settings = WorkerSettings(redis_url=dead, broker_url=dead, namespace=NAMESPACE)
+    app = Celery("received-quiet", broker=dead, set_as_current=False)
+    clock = ManualClock()
+    install(app, settings, clock=clock)
+
+    def receive(n: int) -> None:
+        headers = {"scheduler_job": "greet", "scheduler_slot": slot_text(SLOT_S + n)}
+        request = ReceivedRequest(app, task_id(NAMESPACE, "greet", SLOT_S + n), headers)
+        signals.task_received.send(sender=None, request=request)
+
+    def attempts() -> int:
+        return sum("could not record outcome 'received'" in r.getMessage() for r in caplog.records)
+
+    with caplog.at_level(logging.ERROR):
+        for n in range(5):
+            receive(n)
+        assert attempts() == 1
+        clock.advance(hooks.RECEIVED_QUIET_S + 1)
+        receive(5)
+        assert attempts() == 2
