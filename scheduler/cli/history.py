@@ -30,8 +30,10 @@ from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import SchedulerError
 from scheduler.history import FAILED, FIRE_KINDS, detail, instant_text, rows
 from scheduler.jobspec import JobSpec
+from scheduler.manual import catchup_range
 from scheduler.store.reports import read_history, read_job_state, read_ranges, read_reports
 from scheduler.store.state import MAX_ENTRIES, Reading, StateStore, Unreadable
+from scheduler.triggers import count_slots
 from scheduler.views import cell, missed_records, next_slots, table, to_json, unreadable_lines
 
 # A worker may report a fire a little before the CLI that sent it wrote it to history.
@@ -159,6 +161,9 @@ def jobs_show(
         "missed": [_public(r) for r in fires.value if r["first"] is not None],
         "paused": name in paused.value,
         "pause": state.value.pause,
+        "skipped_while_paused": _skipped_while_paused(
+            job, state.value.pause, state.value.watermark_s, name in paused.value
+        ),
         "quarantined": _quarantine_text(found),
         "unreadable": list(dict.fromkeys(unreadable)),
     }
@@ -237,6 +242,22 @@ def _seconds_text(seconds: float | None) -> str | None:
     return sign + format_duration(timedelta(seconds=round(abs(seconds))))
 
 
+def _skipped_while_paused(
+    job: JobSpec, pause: dict[str, Any] | None, watermark_s: int | None, paused: bool
+) -> int | None:
+    """How many slots the leader skipped since the pause (what `resume --catchup` sends)."""
+    if not paused or pause is None:
+        return None
+    since = pause.get("since")
+    if not isinstance(since, int | float):
+        return None
+    mark = pause.get("watermark")
+    bounds = catchup_range(mark if isinstance(mark, int) else None, float(since), watermark_s)
+    if bounds is None:
+        return 0
+    return count_slots(job.trigger, utc(bounds[0]), utc(bounds[1]))
+
+
 def _show_text(record: dict[str, Any]) -> str:
     definition_ = record["definition"]
     width = max(len(key) for key in definition_) + 1
@@ -249,6 +270,12 @@ def _show_text(record: dict[str, Any]) -> str:
         if pause is not None:
             since = instant_text(round(float(pause.get("since", 0)) * 1000))
             state = f"paused since {since} ({pause.get('reason') or 'no reason given'})"
+        skipped = record["skipped_while_paused"]
+        if skipped is not None:
+            state += (
+                f"; {skipped} slots skipped so far: `resume --catchup` sends them, `resume` "
+                "records them as skipped"
+            )
     lines += [
         "",
         f"  watermark:    {_plain(record['watermark'])}",

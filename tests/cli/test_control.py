@@ -547,6 +547,10 @@ def test_resume_from_now_records_what_the_pause_skipped_as_one_range(
     assert cli("pause", "a", "--reason", "deploy").exit_code == 0
     for _ in range(4):
         rig.tick()
+    shown = CliRunner().invoke(full_app, ["jobs", "show", "a", "-c", str(rig.path)]).stdout
+    assert "(deploy); 4 slots skipped so far: `resume --catchup` sends them" in shown
+    as_json = CliRunner().invoke(full_app, ["jobs", "show", "a", "--json", "-c", str(rig.path)])
+    assert json.loads(as_json.stdout)["skipped_while_paused"] == 4
     done = cli("resume", "a")
     assert done.stdout == "a: resumed\n"
     resumed_s = int(rig.clock.time())

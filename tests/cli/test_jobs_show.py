@@ -27,7 +27,7 @@ from tests.conftest import RedisServer
 
 SHOW_KEYS = {
     "name", "definition", "watermark", "last_success", "next_slots", "fires", "missed",
-    "paused", "pause", "quarantined", "unreadable",
+    "paused", "pause", "skipped_while_paused", "quarantined", "unreadable",
 }  # fmt: skip
 
 
@@ -105,7 +105,10 @@ def test_the_text_says_since_when_and_why_a_job_is_paused(
     result = run(config, "jobs", "show", "a")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert "  paused:       paused since 2027-01-15T08:02:10.500Z (db move)" in lines
+    assert (
+        "  paused:       paused since 2027-01-15T08:02:10.500Z (db move); 0 slots skipped so "
+        "far: `resume --catchup` sends them, `resume` records them as skipped"
+    ) in lines
     assert "  misfire_grace: 1m30s" in lines
     fires = lines.index("last fires:")
     assert lines[fires + 1].split()[:4] == ["SLOT", "KIND", "OUTCOME", "LATE"]
