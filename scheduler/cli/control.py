@@ -66,7 +66,9 @@ from scheduler.views import cell, table, to_json
 from scheduler.wire import slot_text
 
 NameArgument = Annotated[str | None, typer.Argument(help="The job [or --all]", show_default=False)]
-AllOption = Annotated[bool, typer.Option("--all", help="Every job: the config's and the runtime jobs.")]
+AllOption = Annotated[
+    bool, typer.Option("--all", help="Every job: the config's and the runtime jobs.")
+]
 YesOption = Annotated[
     bool, typer.Option("--yes", "-y", help=f"Do not ask before sending more than {CONFIRM_ABOVE}.")
 ]
