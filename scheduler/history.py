@@ -92,9 +92,11 @@ def rows(
     same job and reason covers is left out: the range already says it, with its count."""
     ranges = list(ranges)
     by_task: dict[str, list[WorkerEvent]] = {}
-    for job_events in events.values():
+    owner: dict[str, str] = {}  # task id -> its job
+    for job, job_events in events.items():
         for event in job_events:
             by_task.setdefault(event.task_id, []).append(event)
+            owner[event.task_id] = job
     result: list[dict[str, Any]] = []
     seen: set[tuple[str, int | None, str | None]] = set()
     # Oldest first, so a fire written twice keeps its first (real) enqueue time.
@@ -109,6 +111,12 @@ def rows(
             result.append(fire_row(entry, ident, by_task.get(ident or "", ()), now_s))
         elif not _covered(entry, ranges):
             result.append(decision_row(entry))
+    # Runs the workers reported whose fire is no longer in the shared history stream (it
+    # keeps the newest entries of all jobs; each job's reports are kept apart).
+    listed = {ident for _, _, ident in seen}
+    for ident, reported in by_task.items():
+        if ident not in listed:
+            result.append(reported_row(owner[ident], ident, reported, now_s))
     result.extend(range_row(r) for r in ranges)
     result.sort(key=lambda row: row["at_ms"], reverse=True)
     return result
@@ -144,6 +152,26 @@ def fire_row(
         "error": newest.error if newest is not None and outcome in ("failed", "retried") else None,
         "token": entry.token,
     }
+
+
+def reported_row(
+    job: str, ident: str, events: Sequence[WorkerEvent], now_s: float
+) -> dict[str, Any]:
+    """A run known from its worker's reports alone: when it was sent is no longer known (no
+    enqueue time, no lateness); it sorts at its first report."""
+    first = min(events, key=lambda e: (e.entry_ms, e.entry_seq))
+    slot_s = next((s for e in events if (s := _slot_s(e.slot)) is not None), None)
+    entry = HistoryEntry(first.entry_ms, job, first.kind, slot_s, ident)
+    return {**fire_row(entry, ident, events, now_s), "enqueued_at": None, "lateness_s": None}
+
+
+def _slot_s(text: str) -> int | None:
+    """A slot as the headers write it ("2026-01-01T00:00:00Z"), or None."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp()) if moment.tzinfo is not None else None
 
 
 def decision_row(entry: HistoryEntry) -> dict[str, Any]:

@@ -78,9 +78,17 @@ def collect(
     for row in shown:
         if row["kind"] in FIRE_KINDS:
             oldest[row["job"]] = min(oldest.get(row["job"], row["at_ms"]), row["at_ms"])
-    wanted = {name: max(0, at_ms - _REPORT_SLACK_MS) for name, at_ms in oldest.items()}
+    wanted: dict[str, int | None] = {
+        name: max(0, at_ms - _REPORT_SLACK_MS) for name, at_ms in oldest.items()
+    }
+    if job is not None:
+        # One job: all its reports (since `since_ms`), also of runs whose fire has left the
+        # history stream all jobs share.
+        wanted[job] = None if since_ms is None else max(0, since_ms - _REPORT_SLACK_MS)
     reports = read_reports(store.client, store.keys, wanted)
     result = rows(namespace, entries.value, reports.value, found, now_s)
+    if since_ms is not None:
+        result = [row for row in result if row["at_ms"] >= since_ms]
     if limit is not None:
         result = result[:limit]
     return Reading(result, entries.unreadable + ranges.unreadable + reports.unreadable)

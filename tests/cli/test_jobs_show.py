@@ -161,3 +161,21 @@ def test_errors_are_one_line_with_their_exit_code(config: Path, tmp_path: Path) 
     assert down.exit_code == 1
     [line] = down.stderr.splitlines()
     assert line.startswith("scheduler: cannot reach Redis at redis://127.0.0.1:1/0: ")
+
+
+def test_runs_whose_fire_left_the_shared_history_still_show_from_their_reports(
+    config: Path, redis_server: RedisServer
+) -> None:
+    """The history stream keeps the newest 10,000 entries of all jobs; each job keeps its own
+    reports. A run known only from its reports is shown, without an enqueue time."""
+    client = redis_server.client()
+    old_slot = T0 - 86_400
+    ident = task_id(NS, "b", old_slot)  # b has no reports yet
+    ran(client, "b", ident, old_slot * 1000 + 300, "succeeded", slot=slot_text(old_slot))
+    shown = run_json(config, "jobs", "show", "b")
+    [old] = [f for f in shown["fires"] if f["task_id"] == ident]
+    assert (old["slot"], old["outcome"], old["duration_s"], old["enqueued_at"]) == (
+        slot_text(old_slot), "succeeded", 1.5, None,
+    )  # fmt: skip
+    history = run_json(config, "history", "b")
+    assert ident in [row["task_id"] for row in history]
