@@ -7,6 +7,7 @@ can read its messages as they were published. Both are deleted at the end.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any
@@ -120,3 +121,55 @@ def test_rabbitmq_broker_delivers_slots_with_headers_and_ids(
     # One node, one second apart, in order: every slot once, none skipped.
     first_s = int(datetime.fromisoformat(slots[0]).timestamp())
     assert slots == [slot_text(first_s + k) for k in range(len(slots))]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_operator_fires_reach_rabbitmq_with_their_kind_and_ids(
+    cluster: Cluster, rabbitmq_url: str
+) -> None:
+    """`trigger` and `backfill` publish through the configured broker (no node runs): the
+    messages land on the job's queue with the scheduler's headers, their kind and ids."""
+    parked = f"sched-test-{uuid.uuid4().hex[:8]}-operator"
+    cluster.configure(
+        namespace=NAMESPACE,
+        extra_settings={"broker_url": rabbitmq_url},
+        jobs={
+            "echo": {"task": "jobs.examples.hello", "every": "1m", "args": ["op"], "queue": parked}
+        },  # fmt: skip
+    )
+    consumer = Connection(rabbitmq_url, connect_timeout=5)
+    try:
+        queue = celery_queue(parked)(consumer.default_channel)
+        queue.declare()
+        triggered = cluster.cli("trigger", "echo", "--json")
+        assert triggered.returncode == 0, triggered.stderr
+        manual_id = json.loads(triggered.stdout)["task_id"]
+        backfilled = cluster.cli(
+            "backfill", "echo", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-01T00:02:00Z"
+        )
+        assert backfilled.returncode == 0, backfilled.stderr
+        received: list[Any] = []
+
+        def read_all() -> bool:
+            message = queue.get(no_ack=True, accept=["json"])
+            if message is not None:
+                received.append(message)
+            return len(received) >= 4
+
+        wait_until(read_all, timeout_s=20, what=f"4 messages on {parked}")
+    finally:
+        consumer.release()
+        delete_queues(rabbitmq_url, [parked])
+    seen = [
+        (m.headers["scheduler_kind"], m.headers["scheduler_slot"], m.headers["id"])
+        for m in received
+    ]
+    assert seen[0][0] == "manual"
+    assert seen[0][2] == manual_id
+    assert manual_id != task_id_for(NAMESPACE, "echo", seen[0][1])
+    assert seen[1:] == [
+        ("backfill", slot, task_id_for(NAMESPACE, "echo", slot))
+        for slot in ("2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z")
+    ]
+    assert all(m.decode()[0] == ["op"] for m in received)
