@@ -136,7 +136,7 @@ def test_operator_fires_reach_rabbitmq_with_their_kind_and_ids(
         extra_settings={"broker_url": rabbitmq_url},
         jobs={
             "echo": {"task": "jobs.examples.hello", "every": "1m", "args": ["op"], "queue": parked}
-        },  # fmt: skip
+        },
     )
     consumer = Connection(rabbitmq_url, connect_timeout=5)
     try:
