@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,47 @@ def test_open_alerts_show_in_jobs_list_and_status(
     assert "ALERT: job tick: no_success since 2026-01-01T00:00:00Z" in status.stdout.splitlines()
     as_json = json.loads(runner.invoke(cli.app, ["status", "--json", "-c", str(config)]).stdout)
     assert as_json["alerts"] == {"tick": {"since": 1_767_225_600, "reason": "no_success"}}
+
+
+def test_colour_only_on_a_terminal(tmp_path: Path, redis_server: RedisServer) -> None:
+    """On a real terminal (a pseudo-terminal here) a failed job's row is red; NO_COLOR and a
+    pipe get plain text."""
+    config = config_file(
+        tmp_path,
+        f'[scheduler]\nredis_url = "{redis_server.url}"\nnamespace = "cli-colour"\n\n'
+        '[jobs.tick]\ntask = "jobs.examples.ping"\nevery = "90s"\n',
+    )
+    client = redis_server.client()
+    client.hset("cli-colour:last_fire", "tick", "1767225630 7")
+    client.hset("cli-colour:outcomes", "tick", json.dumps({"outcome": "failed"}))
+
+    def on_a_terminal(**env: str) -> str:
+        leader, follower = pty.openpty()
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "scheduler", "jobs", "list", "-c", str(config)],
+                stdout=follower, stderr=subprocess.PIPE, timeout=60, check=False,
+                env={"PATH": os.environ["PATH"], **env},
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            os.close(follower)
+            follower = -1
+            chunks = []
+            while True:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # the terminal is closed: all was read
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            return b"".join(chunks).decode()
+        finally:
+            os.close(leader)
+            if follower >= 0:
+                os.close(follower)
+
+    red = "\x1b[31m"
+    [row] = [line for line in on_a_terminal().splitlines() if "tick" in line]
+    assert row.startswith(red), repr(row)
+    assert red not in on_a_terminal(NO_COLOR="1")
