@@ -32,6 +32,7 @@ LAST_SLOT_S = 253_402_300_799
 # Why a slot is not sent again.
 IN_HISTORY = "already fired (history)"
 RUN_CLAIMED = "already ran (run claim)"
+REPORTED = "already ran (worker reports)"
 
 # Slots are whole seconds: [first, last] is (first - 1 µs, last] for the triggers' walk.
 _JUST_BEFORE = timedelta(microseconds=1)
@@ -137,9 +138,11 @@ def plan_fires(
     kind: str,
     fired: Collection[int] = (),
     claimed: Collection[str] = (),
+    reported: Collection[str] = (),
 ) -> Plan:
     """Each slot under its own deterministic task id, unless it was fired already: it is in
-    `fired` (the history stream) or its task id in `claimed` (a worker's run claim)."""
+    `fired` (the history stream), its task id in `claimed` (a worker's run claim) or in
+    `reported` (the job's worker reports)."""
     send: list[Fire] = []
     skipped: list[Skip] = []
     for slot_s in slots:
@@ -148,6 +151,8 @@ def plan_fires(
             skipped.append(Skip(job, slot_s, ident, IN_HISTORY))
         elif ident in claimed:
             skipped.append(Skip(job, slot_s, ident, RUN_CLAIMED))
+        elif ident in reported:
+            skipped.append(Skip(job, slot_s, ident, REPORTED))
         else:
             send.append(Fire(job, slot_s, ident, kind))
     return Plan(send, skipped)

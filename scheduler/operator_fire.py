@@ -165,6 +165,23 @@ def fired_slots(client: redis.Redis, keys: Keys, job: str) -> set[int]:
     return found
 
 
+def reported_task_ids(client: redis.Redis, keys: Keys, job: str) -> set[str]:
+    """Task ids a worker reported about for `job` (its reports stream, newest
+    HISTORY_SCAN_LIMIT entries): they outlive the shared history stream's entries."""
+    found: set[str] = set()
+    with redis_errors("reading the worker reports"):
+        if client.type(keys.reports(job)) not in (b"stream", b"none", "stream", "none"):
+            return found  # not ours: `history` names it; the other checks still apply
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrevrange(  # type: ignore[assignment]
+            keys.reports(job), count=HISTORY_SCAN_LIMIT
+        )
+    for _, fields in entries:
+        ident = fields.get(b"task_id")
+        if ident:
+            found.add(ident.decode(errors="replace"))
+    return found
+
+
 def claimed_task_ids(client: redis.Redis, keys: Keys, task_ids: Sequence[str]) -> set[str]:
     """Of `task_ids`, those a worker's run-once claim says ran (or run)."""
     claimed: set[str] = set()

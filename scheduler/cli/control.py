@@ -52,6 +52,7 @@ from scheduler.operator_fire import (
     claimed_task_ids,
     fired_slots,
     next_sequence,
+    reported_task_ids,
 )
 from scheduler.store.pauses import (
     ResumeOutcome,
@@ -322,15 +323,17 @@ def _catchup_plans(
 
 
 def _plan(store: StateStore, job: JobSpec, slots: Sequence[int], kind: str) -> Plan:
-    """Slots to send and slots skipped as fired already (history, or a worker's run claim)."""
+    """Slots to send and slots skipped as fired already (history, a worker's run claim or its
+    reports)."""
     namespace = store.keys.namespace
     try:
         fired = fired_slots(store.client, store.keys, job.name) if slots else set()
-        unfired = plan_fires(namespace, job.name, slots, kind, fired)
+        reported = reported_task_ids(store.client, store.keys, job.name) if slots else set()
+        unfired = plan_fires(namespace, job.name, slots, kind, fired, reported=reported)
         claimed = claimed_task_ids(store.client, store.keys, [f.task_id for f in unfired.send])
     except SchedulerError as exc:
         redis_failed(exc)
-    return plan_fires(namespace, job.name, slots, kind, fired, claimed)
+    return plan_fires(namespace, job.name, slots, kind, fired, claimed, reported)
 
 
 def _send(cfg: Config, store: StateStore, fires: Sequence[Fire], jobs: Sequence[JobSpec]) -> None:

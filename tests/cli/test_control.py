@@ -267,6 +267,21 @@ def test_backfill_dry_run_lists_the_plan_and_sends_nothing(
     assert len(history(client)) == 1
 
 
+def test_backfill_skips_a_run_known_only_from_its_worker_reports(
+    run: Any, redis_server: RedisServer
+) -> None:
+    """The shared history stream has forgotten T0 + 60, its run claim has expired; the job's
+    own reports still say a worker ran it."""
+    client = redis_server.client()
+    ran = task_id(NS, "tick", T0 + 60)
+    client.xadd(f"{NS}:reports:tick", {"event": "succeeded", "slot": slot_text(T0 + 60),
+                                       "task_id": ran, "kind": "scheduled"})  # fmt: skip
+    done = run("backfill", "tick", "--from", FROM, "--to", "2026-01-01T00:02:00Z", "--dry-run")
+    assert done.stdout.splitlines()[3] == (
+        f"2026-01-01T00:01:00Z  {ran}  skip    already ran (worker reports)"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "line"),
     [
