@@ -22,6 +22,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from kombu.serialization import dumps
 
 from scheduler.clock import utc
+from scheduler.config import SchedulerSettings
 from scheduler.connections import kombu_broker
 from scheduler.jobspec import JobSpec, name_in_json
 from scheduler.message_key import load_key
@@ -163,6 +164,17 @@ class MessageFactory:
         self._capture_lock = threading.Lock()
         self._tag_prefix = str(uuid.uuid4())[:24]
         self._tags_sent = 0
+
+    @classmethod
+    def for_settings(cls, settings: SchedulerSettings) -> MessageFactory:
+        """The factory a deployment's `[scheduler]` table describes (broker, signing key)."""
+        return cls(
+            settings.namespace,
+            settings.effective_broker_url,
+            settings.broker_transport_options,
+            state_url=settings.redis_url,
+            message_key_file=settings.message_key_file,
+        )
 
     def publish_arguments(self, job: JobSpec, slot_s: int, token: int) -> dict[str, Any]:
         """Keyword arguments for kombu's Producer.publish, as Celery's own send_task builds them."""

@@ -98,13 +98,7 @@ class Node:
             # The file's config, not the runtime jobs: drift is about what hosts were given.
             config=lambda: self.config,
         )
-        self.factory = MessageFactory(
-            settings.namespace,
-            settings.effective_broker_url,
-            settings.broker_transport_options,
-            state_url=settings.redis_url,
-            message_key_file=settings.message_key_file,
-        )
+        self.factory = MessageFactory.for_settings(settings)
         self.dispatcher = Dispatcher(
             self.claims,
             self.factory,

@@ -60,13 +60,7 @@ class OperatorPublisher:
         settings = config.scheduler
         self.client = client
         self.keys = Keys(settings.namespace)
-        self.factory = MessageFactory(
-            settings.namespace,
-            settings.effective_broker_url,
-            settings.broker_transport_options,
-            state_url=settings.redis_url,
-            message_key_file=settings.message_key_file,
-        )
+        self.factory = MessageFactory.for_settings(settings)
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._declared: set[str] = set()
