@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import missing_server
+
+from .harness import Cluster, every_second, wait_for_outcome
 
 UNIT_DIR = Path(__file__).resolve().parents[2] / "systemd"
 INSTALL_PREFIX = "/opt/scheduler/bin/"
@@ -95,11 +100,16 @@ def test_units_are_hardened(name: str) -> None:
     assert service["CapabilityBoundingSet"] == [""]
 
 
-@pytest.mark.parametrize("name", ["scheduler.service", "celery-worker.service"])
-def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> None:
+def systemd_analyze() -> str:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
-        missing_server("systemd-analyze")
+        missing_server("systemd-analyze")  # fails in CI, skips locally
+    return analyze
+
+
+@pytest.mark.parametrize("name", ["scheduler.service", "celery-worker.service"])
+def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> None:
+    analyze = systemd_analyze()
     # verify insists that ExecStart binaries exist: point them at stand-ins in tmp_path.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -120,3 +130,127 @@ def test_systemd_analyze_verify_accepts_the_unit(name: str, tmp_path: Path) -> N
     # verify exits 0 on unknown keys and only warns, so any output at all is a failure.
     assert done.returncode == 0, output
     assert not output
+
+
+# What the units are allowed to score at most ("Overall exposure level", 0 = locked down,
+# 10 = unprotected). The worker keeps what prefork and arbitrary tasks need (a supplementary
+# group, @privileged/@resources system calls, the host's users), so it scores a little higher.
+EXPOSURE_MAX = {"scheduler.service": 2.0, "celery-worker.service": 2.0}
+_EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+) ")
+
+
+def exposure(name: str) -> float:
+    """`systemd-analyze security --offline=yes` on the unit as shipped: its overall score."""
+    done = subprocess.run(
+        [systemd_analyze(), "security", "--offline=yes", "--no-pager", str(UNIT_DIR / name)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = _EXPOSURE.findall(done.stdout + done.stderr)
+    assert len(found) == 1, done.stdout + done.stderr
+    (unit, score) = found[0]
+    assert unit == name
+    return float(score)
+
+
+@pytest.mark.parametrize("name", sorted(EXPOSURE_MAX))
+def test_unit_exposure_stays_low(name: str) -> None:
+    score = exposure(name)
+    assert score <= EXPOSURE_MAX[name], f"{name}: exposure {score} > {EXPOSURE_MAX[name]}"
+
+
+def test_node_is_locked_down_further_than_the_worker() -> None:
+    # The node runs no user code: whatever the worker needs, the node must not get back.
+    assert exposure("scheduler.service") < exposure("celery-worker.service")
+
+
+@pytest.mark.parametrize("name", ["scheduler.service", "celery-worker.service"])
+def test_every_hardening_line_says_why(name: str) -> None:
+    lines = (UNIT_DIR / name).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# --- Hardening"))
+    for number, line in enumerate(lines[start + 1 :], start=start + 2):
+        if line.startswith("["):
+            break  # the hardening block ends with its section
+        if not line or line.startswith("#"):
+            continue
+        before = lines[number - 2]
+        # A setting follows its comment, or another setting of the same commented group.
+        assert before.startswith("#") or "=" in before, f"{name}:{number}: {line} has no comment"
+
+
+# --- MemoryDenyWriteExecute= with real processes -----------------------------------------
+# systemd enforces it with a seccomp filter; the kernel's PR_SET_MDWE (Linux 6.3+) is the
+# same rule (no mapping both writable and executable, none made executable later), kept
+# across fork and exec. Running the real programs under it shows CPython and the C
+# extensions we load do not need such memory.
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+_UNDER_MDWE = f"""
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_SET_MDWE): " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def under_mdwe(command: list[str]) -> list[str]:
+    return [sys.executable, "-c", _UNDER_MDWE, *command]
+
+
+def mdwe_supported() -> bool:
+    probe = subprocess.run(
+        under_mdwe([sys.executable, "-c", "import mmap; mmap.mmap(-1, 4096, prot=7)"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if "prctl(PR_SET_MDWE)" in probe.stderr:
+        return False
+    # The probe maps read-write-exec memory: under MDWE that must be refused.
+    assert probe.returncode != 0, probe.stderr
+    assert "PermissionError" in probe.stderr, probe.stderr
+    return True
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+def test_node_and_prefork_worker_run_without_writable_executable_memory(
+    cluster: Cluster,
+) -> None:
+    if not mdwe_supported():
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+    namespace = queue = "it-mdwe"
+    cluster.configure(
+        namespace=namespace,
+        jobs={"greet": every_second("jobs.examples.hello", args=["mdwe"], queue=queue)},
+    )
+    env = cluster.env
+    worker = cluster.children.start(
+        "worker",
+        under_mdwe(
+            [
+                sys.executable, "-m", "celery", "-A", "jobs", "worker",
+                # prefork, as the unit runs it: the pool forks a child that runs the task.
+                "--pool=prefork", "--concurrency=1", "--without-mingle", "--without-gossip",
+                "-Q", queue, "-n", f"mdwe.{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO",
+            ]
+        ),
+        env,
+    )  # fmt: skip
+    cluster.nodes["n1"] = cluster.children.start(
+        "node-n1",
+        under_mdwe(
+            [sys.executable, "-m", "scheduler", "run", "--config", str(cluster.config_path),
+             "--node-id", "n1"]
+        ),
+        env,
+    )  # fmt: skip
+    cluster.wait_worker_ready(worker)
+    cluster.wait_for_leader()
+    record = wait_for_outcome(cluster.state(), namespace, "greet", "succeeded")
+    assert record["outcome"] == "succeeded"
+    assert worker.alive(), worker.tail()
+    assert cluster.nodes["n1"].alive(), cluster.nodes["n1"].tail()
