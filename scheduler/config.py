@@ -25,7 +25,7 @@ from typing import Any
 import rtoml
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from scheduler.connections import check_url, same_redis, with_password
+from scheduler.connections import check_url, listen_address, same_redis, with_password
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import ConfigError
 from scheduler.files import (
@@ -80,6 +80,12 @@ class SchedulerSettings(Strict):
     # alert_task / alert_webhook, when set, takes precedence).
     alert_task: str = ""
     alert_webhook: str = ""
+    # HTTP listener for /metrics, /healthz, /readyz and the status page: "host:port" (a bare
+    # port listens on loopback only); off when empty.
+    http_listen: str = ""
+    # Per-job metric series (next fire, last success, ...) for at most this many jobs; the
+    # totals are always exported, so 100,000 jobs do not make 100,000 series per metric.
+    metrics_jobs_max: int = Field(default=1000, ge=0, le=1_000_000)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -113,6 +119,13 @@ class SchedulerSettings(Strict):
         wrong = webhook_problem(value) if value else None
         if wrong is not None:
             raise ValueError(wrong)
+        return value
+
+    @field_validator("http_listen")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        if value:
+            listen_address(value)  # its ValueError says what is wrong
         return value
 
     @field_validator("namespace")

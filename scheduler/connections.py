@@ -360,3 +360,19 @@ def tzdata_version() -> str:
         return importlib.metadata.version("tzdata")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """`http_listen` as (host, port): "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464", or a
+    bare port meaning loopback. ValueError naming what is wrong."""
+    value = text.strip()
+    host, sep, port_text = value.rpartition(":")
+    if not sep:
+        host, port_text = "127.0.0.1", value
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f'expected "host:port" with a port 1-65535, got {text!r}')
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f'expected "host:port", got {text!r}')
+    return host, int(port_text)
