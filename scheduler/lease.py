@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from scheduler.clock import Clock
-from scheduler.errors import StateCorrupt, StoreUnavailable
+from scheduler.errors import SchedulerError, StateCorrupt, StoreUnavailable
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.scripts import register
@@ -79,6 +79,10 @@ class Lease:
         self.value: str | None = None
         self.token: int | None = None
         self._deadline = 0.0
+        # For /metrics: renewals that extended the lease, and those that failed or found it
+        # gone (counted by the keeper thread only; read by the metrics thread).
+        self.renewals = 0
+        self.renewal_failures = 0
         # The largest token this process has seen, ours or another node's: should the fence
         # become unreadable, the next token still goes above it.
         self._seen_token = 0
@@ -170,11 +174,17 @@ class Lease:
             return False
         sent = self.clock.monotonic()
         token = self.token  # the main loop may forget the lease while the renewal is out
-        with redis_errors("renewing the lease"):
-            renewed = self._renew(keys=[self.keys.lease], args=[self.value, self.ttl_ms])
+        try:
+            with redis_errors("renewing the lease"):
+                renewed = self._renew(keys=[self.keys.lease], args=[self.value, self.ttl_ms])
+        except SchedulerError:
+            self.renewal_failures += 1
+            raise
         if renewed:
+            self.renewals += 1
             self._deadline = sent + self.deadline_s
             return True
+        self.renewal_failures += 1
         log.warning("lease lost: fencing token %s is no longer current", token)
         self.forget()
         return False

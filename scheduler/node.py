@@ -26,7 +26,13 @@ from scheduler.adoption import adopt
 from scheduler.alerting import AlertWatch
 from scheduler.clock import Clock, SystemClock
 from scheduler.config import Config
-from scheduler.connections import is_sentinel, redact_url, redis_client, same_redis
+from scheduler.connections import (
+    is_sentinel,
+    listen_address,
+    redact_url,
+    redis_client,
+    same_redis,
+)
 from scheduler.dispatch import Dispatcher, Sent
 from scheduler.engine import Due, Engine
 from scheduler.errors import (
@@ -37,10 +43,12 @@ from scheduler.errors import (
     StoreUnavailable,
 )
 from scheduler.heartbeat import Heartbeat
+from scheduler.http_server import StatusServer
 from scheduler.jobset import JobSet
 from scheduler.jobspec import JobSpec
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
+from scheduler.metrics import NodeStats
 from scheduler.publisher import OutboxPublisher
 from scheduler.quarantine import Quarantine, repairing
 from scheduler.reload import PendingReload
@@ -117,6 +125,11 @@ class Node:
             config, RuntimeWatch(RuntimeJobStore(self.claims.client, self.keys), self.clock)
         )
         self.quarantine = Quarantine(self.store, self.clock)
+        self.stats = NodeStats()
+        listen = settings.http_listen
+        self.http = StatusServer(self, listen_address(listen) if listen else None)
+        # [scheduler] keys a reload changed that only a restart applies (shown by `status`).
+        self.restart_needed: tuple[str, ...] = ()
         self._leading_token: int | None = None
         self._prepared_for: int | None = None
         self._turned_at = self.clock.monotonic()
@@ -183,11 +196,14 @@ class Node:
                 name="publisher",
                 daemon=True,
             )
+        self.http.start()
         for thread in [keeper, *others, *([publisher] if publisher else [])]:
             thread.start()
         try:
             while not self._stop.is_set():
+                started = self.clock.monotonic()
                 sleep_s = self.turn()
+                self.stats.turned(self.clock.monotonic() - started)
                 if sleep_s > 0:
                     self._wake.wait(sleep_s)
                     self._wake.clear()
@@ -255,6 +271,7 @@ class Node:
             log.warning("could not remove this node's record: %s", exc)
         self.alerts.close()
         self.factory.close()
+        self.http.stop()
         log.info("node %s stopped", self.node_id)
 
     def _warm_up(self) -> None:
@@ -276,7 +293,13 @@ class Node:
             "fencing_token": self.lease.token,
             "atomic_enqueue": self.atomic,
             "quarantined": sorted(self.quarantine.jobs),
+            "next_slot_at": self._next_slot_at(),
+            "restart_needed": list(self.restart_needed),
         }
+
+    def _next_slot_at(self) -> int | None:
+        engine = self.engine  # read once: the main loop may drop it meanwhile
+        return engine.next_slot_s() if engine is not None else None
 
     # -- leading -----------------------------------------------------------------------------
 
@@ -405,6 +428,7 @@ class Node:
                     raise LeaseLost(f"dispatch failed and the lease is ending: {exc}") from exc
                 log.warning("dispatch failed, retrying: %s", exc)
                 self._stop.wait(RETRY_PAUSE_S)
+        self.stats.dispatched(due, sent, self.clock.time())
         self._after_send(lease_value, due, sent)
         if not self.atomic:
             self._outbox_work.set()
