@@ -25,7 +25,7 @@ from scheduler import lease as leases
 from scheduler.adoption import adopt
 from scheduler.alerting import AlertWatch
 from scheduler.clock import Clock, SystemClock
-from scheduler.config import Config
+from scheduler.config import Config, SchedulerSettings
 from scheduler.connections import (
     is_sentinel,
     listen_address,
@@ -52,6 +52,7 @@ from scheduler.metrics import NodeStats
 from scheduler.publisher import OutboxPublisher
 from scheduler.quarantine import Quarantine, repairing
 from scheduler.reload import PendingReload
+from scheduler.reload_diff import plan_reload
 from scheduler.runtime import RuntimeJobs
 from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
@@ -116,9 +117,10 @@ class Node:
         )
         # The dead man's switch: checked from the leader loop, throttled, never raising.
         self.alerts = AlertWatch(self.claims, settings, celery_app=self.factory.app)
-        self.publisher = OutboxPublisher(
-            Claims(redis_client(settings.redis_url), self.keys, ahead_s, self.clock), self.factory
+        self._publisher_claims = Claims(
+            redis_client(settings.redis_url), self.keys, ahead_s, self.clock
         )
+        self.publisher = OutboxPublisher(self._publisher_claims, self.factory)
         self.engine: Engine | None = None
         # The running jobs: the config's and the runtime jobs (`jobs add`) it does not shadow.
         self.jobset = JobSet(
@@ -130,6 +132,7 @@ class Node:
         self.http = StatusServer(self, listen_address(listen) if listen else None)
         # [scheduler] keys a reload changed that only a restart applies (shown by `status`).
         self.restart_needed: tuple[str, ...] = ()
+        self._started_with = settings
         self._leading_token: int | None = None
         self._prepared_for: int | None = None
         self._turned_at = self.clock.monotonic()
@@ -486,15 +489,8 @@ class Node:
             for problem in pending.problems:
                 log.error("reload refused, keeping the running config: %s", problem)
             return
-        old, new = self.config.scheduler, fresh.scheduler
-        if (old.redis_url, old.effective_broker_url, old.namespace) != (
-            new.redis_url,
-            new.effective_broker_url,
-            new.namespace,
-        ):
-            log.error("reload refused: redis_url, broker_url and namespace need a restart")
-            return
         runtime, jobs = self.jobset.merged(fresh)
+        plan = plan_reload(self.config, self._started_with, fresh, self.jobset.jobs, jobs)
         if self.engine is not None and self.lease.value is not None:
             added = set(jobs) - set(self.engine.jobs) - set(self.quarantine.jobs)
             try:
@@ -508,11 +504,36 @@ class Node:
                 log.exception("reload refused: the new config could not be applied")
                 self._step_down()  # the engine is re-read from Redis with the running config
                 return
-        self.config = fresh
+        self.config = plan.config
         self.jobset.use(runtime, jobs)
-        self.alerts.settings = fresh.scheduler
+        self._apply_settings(plan.config.scheduler)
+        self.restart_needed = plan.restart_needed
         self.factory.forget_templates()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         kept = f"; {len(runtime.jobs)} runtime jobs kept" if runtime.jobs else ""
-        log.info("config reloaded: %d jobs, hash %s%s", len(fresh.jobs), fresh.hash, kept)
+        log.info(
+            "config reloaded: %d jobs, hash %s; %s%s",
+            len(fresh.jobs),
+            fresh.hash,
+            plan.summary(),
+            kept,
+        )
+        if plan.restart_needed:
+            log.warning(
+                "reload: %s changed and take effect only after a restart; running with the "
+                "values read at start",
+                ", ".join(plan.restart_needed),
+            )
+
+    def _apply_settings(self, settings: SchedulerSettings) -> None:
+        """The [scheduler] keys a running node takes at once (reload_diff.APPLIED_LIVE;
+        the jobs' time zone and includes arrive with the jobs, metrics_jobs_max is read at
+        each scrape)."""
+        self.alerts.settings = settings
+        self.max_offset_s = settings.max_clock_offset.total_seconds()
+        self.heartbeat.limit_s = self.max_offset_s
+        ahead_s = max(1, math.ceil(self.max_offset_s))
+        self.claims.max_ahead_s = ahead_s
+        self._publisher_claims.max_ahead_s = ahead_s
+        self.dispatcher.outbox_cap = 0 if self.atomic else settings.outbox_max

@@ -118,6 +118,14 @@ def status_text(record: dict[str, Any]) -> str:
         lines.append(f"STATE LOST: Redis lost its data; noticed {noticed}")
     for warning in record["warnings"]:
         lines.append(f"WARNING: {warning}")
+    for node in record["nodes"]:
+        waiting = node.get("restart_needed")
+        if isinstance(waiting, list) and waiting:
+            keys = ", ".join(cell(key) for key in waiting)
+            lines.append(
+                f"RESTART NEEDED: node {cell(node.get('node_id'))}: a reload changed {keys}, "
+                "which it reads only at start"
+            )
     alike: dict[tuple[str, str], list[str]] = {}
     for job, found in sorted(record["quarantined"].items()):
         alike.setdefault((cell(found.get("key")), cell(found.get("found"))), []).append(cell(job))

@@ -202,7 +202,7 @@ def test_a_config_job_shadows_a_runtime_one_after_a_reload_and_others_stay(
         "runs (remove the runtime one: `scheduler jobs remove`)"
     ]
     assert said(caplog, "config reloaded") == [
-        f"config reloaded: 2 jobs, hash {rig.node.config.hash}; 1 runtime jobs kept"
+        f"config reloaded: 2 jobs, hash {rig.node.config.hash}; changed b (task); 1 runtime jobs kept"
     ]
 
 
