@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from scheduler.cli import app as APP
+from scheduler.cli import app
 from scheduler.wire import slot_text
 from tests.node.conftest import QUEUE, Rig
 
@@ -27,7 +27,8 @@ def reload(rig: Rig) -> None:
     rig.node.request_reload()
     rig.node.turn()
     pending = rig.node._reloading
-    assert pending is not None and pending.wait(10)
+    assert pending is not None
+    assert pending.wait(10)
     rig.tick()
 
 
@@ -78,7 +79,7 @@ def test_live_keys_apply_and_start_keys_are_named_as_waiting(
     # (`status` reads the namespace from its config: the one the node still runs in.)
     running = rig.path.with_name("running.toml")
     running.write_text(rig.path.read_text().replace('"elsewhere"', '"it"'))
-    result = CliRunner().invoke(APP, ["status", "-c", str(running)])
+    result = CliRunner().invoke(app, ["status", "-c", str(running)])
     assert (
         "RESTART NEEDED: node n1: a reload changed namespace, lease_ttl, which it reads only "
         "at start"
