@@ -13,8 +13,11 @@ naming the jobs that differ (from the leader's published fingerprints), once per
 configs and again every DRIFT_REPEAT_S while it lasts: were it to take over, it would run its
 own config, not the leader's.
 
-`WATCHDOG=1` goes to systemd only while the node's main loop turns (`loop_alive`): a stuck
-loop is restarted by systemd instead of sitting on a healthy-looking process.
+It speaks systemd's notify protocol (scheduler/sdnotify.py): `READY=1` after the first beat
+that measured the clock and wrote this node's record (the node has joined), a `STATUS=` line
+("leader, 42 jobs, next in 3 s", "standby behind n2", "Redis unreachable: ...") sent whenever
+its text changes, and `WATCHDOG=1` only while the node's main loop turns (`loop_alive`): a
+stuck loop is restarted by systemd instead of sitting on a healthy-looking process.
 """
 
 from __future__ import annotations
@@ -28,14 +31,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from scheduler import __version__
+from scheduler import __version__, sdnotify
 from scheduler.clock import Clock, utc
 from scheduler.config import Config
 from scheduler.connections import tzdata_version
 from scheduler.drift import compare, fingerprints
 from scheduler.errors import SchedulerError
 from scheduler.lease import read_holder
-from scheduler.sdnotify import notify
 from scheduler.store.configs import Publication, read_published
 from scheduler.store.redis_time import clearly_off, offset_to_redis
 from scheduler.store.state import StateStore
@@ -83,6 +85,11 @@ class Heartbeat:
         self._host = socket.gethostname()
         self._epoch: bytes | None = None
         self._ready = False
+        # True while the last beat wrote this node's record to Redis (/readyz reads it).
+        self.joined = False
+        # The STATUS= text last computed, and the one systemd last received.
+        self.status: str | None = None
+        self._status_sent: str | None = None
         # None until read; "unknown" where CONFIG is not allowed (managed Redis, ACLs).
         self.memory_policy: str | None = None
         self._policy_read_at: float | None = None
@@ -104,21 +111,42 @@ class Heartbeat:
             self._measure_clock()
             self._watch_epoch()
             self._read_memory_policy()
-            self.store.heartbeat(self.node_id, self.record())
+            record = self.record()
+            holder = self._holder(record)
+            self.store.heartbeat(self.node_id, record)
+            self.joined = True
             if not self._ready:
-                notify("READY=1")
+                sdnotify.ready()  # before the first STATUS=: a status line means "joined"
                 self._ready = True
+            self._tell(sdnotify.status_text(record, holder))
         except SchedulerError as exc:
+            self.joined = False
             log.warning("heartbeat: %s", exc)
-            notify(f"STATUS=Redis unreachable: {exc}")
+            self._tell(f"Redis unreachable: {exc}")
         except Exception:  # the heartbeat thread must outlive anything one beat meets
+            self.joined = False
             log.exception("heartbeat: unexpected error; carrying on")
         else:
             self._config_beat()
         # The process is alive even when Redis is not: systemd must not restart a healthy
         # standby because Redis is down. But a main loop that stopped turning is not healthy.
         if self.loop_alive():
-            notify("WATCHDOG=1")
+            sdnotify.watchdog()
+
+    def _holder(self, record: dict[str, Any]) -> str | None:
+        """Whom a standby stands behind (a leader knows); read before the record is written,
+        so that a failure here leaves `joined` False rather than wrongly True."""
+        if record.get("leader") or not self.clock_ok:
+            return None
+        holder = read_holder(self.store.client, self.store.keys)
+        return holder.node_id if holder is not None else None
+
+    def _tell(self, text: str) -> None:
+        """STATUS= only when its text changed (a datagram a beat would be a D-Bus signal a
+        second from systemd); a failed send is tried again on the next beat."""
+        self.status = text
+        if text != self._status_sent and sdnotify.status(text):
+            self._status_sent = text
 
     def distrust_clock(self) -> None:
         """A fenced step found the clock off Redis: refuse leadership until it measures well."""
