@@ -63,6 +63,8 @@ class Cluster:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.processes: dict[str, subprocess.Popen[str]] = {}
+        # Each node's status page, /metrics, /healthz and /readyz (http_listen, per node).
+        self.http_ports: dict[str, int] = {}
         self.echo = True  # log lines of interest are echoed until the operator's view starts
         self.env = {
             **os.environ,
@@ -121,10 +123,12 @@ class Cluster:
         wait_for(lambda: len(self.store.nodes()) >= self.node_count, 20, "every node's heartbeat")
 
     def start_node(self, node_id: str) -> None:
+        port = self.http_ports.setdefault(node_id, free_port())
         self._spawn(
             node_id,
             [sys.executable, "-m", "scheduler", "run", "--node-id", node_id],
             show=NODE_LINES,
+            env={"SCHEDULER_HTTP_LISTEN": f"127.0.0.1:{port}"},
         )
 
     def leader(self) -> str | None:
@@ -180,10 +184,16 @@ class Cluster:
         except redis.RedisError:
             return False
 
-    def _spawn(self, name: str, command: list[str], show: tuple[str, ...]) -> None:
+    def _spawn(
+        self,
+        name: str,
+        command: list[str],
+        show: tuple[str, ...],
+        env: dict[str, str] | None = None,
+    ) -> None:
         process = subprocess.Popen(
             command,
-            env=self.env,
+            env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -267,6 +277,9 @@ def operator_view(cluster: Cluster, workdir: Path) -> None:
     list`, run as an operator would run them (each also has `--watch` of its own)."""
     cluster.quiet()
     clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() else ""
+    pages = "  ".join(
+        f"{node} http://127.0.0.1:{port}/" for node, port in sorted(cluster.http_ports.items())
+    )
     while True:
         screens = [
             subprocess.run(
@@ -281,7 +294,8 @@ def operator_view(cluster: Cluster, workdir: Path) -> None:
         ]
         print(
             f"{clear}scheduler: a live cluster of {cluster.node_count} nodes and a worker; "
-            f"logs in {workdir}; Ctrl-C stops it\n\n$ scheduler status\n{screens[0].stdout}"
+            f"logs in {workdir}; Ctrl-C stops it\nstatus pages (and /metrics, /healthz, "
+            f"/readyz): {pages}\n\n$ scheduler status\n{screens[0].stdout}"
             f"{screens[0].stderr}\n$ scheduler jobs list\n{screens[1].stdout}{screens[1].stderr}",
             flush=True,
         )

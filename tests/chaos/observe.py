@@ -272,7 +272,7 @@ def first_seen_out_of_order(messages: Sequence[Fired], jobs: Iterable[str]) -> l
 
 
 def wrong_task_ids(messages: Iterable[Fired], namespace: str) -> list[str]:
-    """Messages whose task id is not the one DESIGN.md derives from (namespace, job, slot)."""
+    """Messages whose task id is not the one docs/guarantees.md derives from (namespace, job, slot)."""
     return [
         f"{m.job}@{m.slot}: {m.task_id}"
         for m in messages

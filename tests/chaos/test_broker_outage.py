@@ -204,7 +204,7 @@ def test_full_outbox_records_missed_ranges_and_loses_nothing_silently(
     assert drained["outbox"]["full"] is False
     assert all(int(r["count"]) == int(r["last"]) - int(r["first"]) + 1 for r in ranges), ranges
     assert len(recorded) == len(set(recorded)), "a slot is in two missed ranges"
-    # DESIGN.md: missed slots are recorded as ranges, one record per gap, never one per slot.
+    # docs/guarantees.md: missed slots are recorded as ranges, one record per gap, never one per slot.
     for job in PARKED_JOBS:
         slots = sorted(second for name, second in recorded if name == job)
         gaps = 1 + sum(1 for a, b in itertools.pairwise(slots) if b != a + 1) if slots else 0

@@ -447,7 +447,7 @@ def wait_for_outcome(
 
 
 def task_id_for(namespace: str, job: str, slot: str) -> str:
-    """The task id DESIGN.md promises for one fire."""
+    """The task id docs/guarantees.md promises for one fire."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"scheduler://{namespace}/{job}/{slot}"))
 
 
@@ -594,7 +594,7 @@ def check_every_slot_once(
 
 def check_no_repeats(messages: Iterable[Fired], *, namespace: str | None = None) -> None:
     """Inside any window or not, no (job, slot) went out twice; with `namespace`, every message
-    carries the task id DESIGN.md promises."""
+    carries the task id docs/guarantees.md promises."""
     messages = list(messages)
     assert len({(m.job, m.slot) for m in messages}) == len(messages)
     if namespace is not None:

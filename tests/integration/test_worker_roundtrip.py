@@ -1,4 +1,4 @@
-"""A slot fired by a real node runs on a real worker, under the task id DESIGN.md promises,
+"""A slot fired by a real node runs on a real worker, under the task id docs/guarantees.md promises,
 and the worker hooks report its outcome."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DST, per job time zone, as DESIGN.md fixes it.
+"""DST, per job time zone, as README.md's "Jobs and schedules" fixes it.
 
 Fixed-time jobs: a time in a spring-forward gap fires once, at the first instant after the gap;
 in a fall-back overlap only the first pass fires. Wildcard jobs (minute or hour starts with

@@ -1,4 +1,4 @@
-"""Differential test: where APScheduler 3.11's CronTrigger and DESIGN.md agree, same slots.
+"""Differential test: where APScheduler 3.11's CronTrigger and our cron rules (README.md) agree, same slots.
 
 They agree when day-of-week is ``*`` (APScheduler ANDs the day fields and numbers Monday 0)
 and, in a zone with DST, when no slot falls in the hours the clocks change (APScheduler repeats

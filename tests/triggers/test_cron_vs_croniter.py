@@ -1,4 +1,4 @@
-"""Differential test: where croniter 7 and DESIGN.md agree, we give the same 50 slots.
+"""Differential test: where croniter 7 and our cron rules (README.md) agree, we give the same 50 slots.
 
 Agreement needs ``implement_cron_bug=True`` (the ``*`` rule of the day fields), UTC (croniter
 repeats fixed-time jobs on fall-back), and no ``1-1``, ``L``-weekday, ``W``, ``#`` or ``H``.

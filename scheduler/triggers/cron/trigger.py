@@ -1,6 +1,6 @@
 """``CronTrigger``: a cron expression read on the wall clock of one time zone.
 
-DST, as DESIGN.md fixes it:
+DST, as README.md's "Jobs and schedules" fixes it:
 
 - a *fixed-time* job (minute and hour fields not starting with ``*``) whose local time falls
   in a spring-forward gap fires once, at the first instant after the gap; in a fall-back
