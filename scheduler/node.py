@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from scheduler import lease as leases
+from scheduler import sdnotify
 from scheduler.adoption import adopt
 from scheduler.alerting import AlertWatch
 from scheduler.clock import Clock, SystemClock
@@ -54,7 +55,6 @@ from scheduler.quarantine import Quarantine, repairing
 from scheduler.reload import PendingReload
 from scheduler.reload_diff import plan_reload
 from scheduler.runtime import RuntimeJobs
-from scheduler.sdnotify import notify
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.redis_time import clearly_off, offset_to_redis
@@ -222,7 +222,10 @@ class Node:
             self._start_reload()
         if self._reloading is not None and self._reloading.done():
             pending, self._reloading = self._reloading, None
-            self._apply_reload(pending)
+            try:
+                self._apply_reload(pending)
+            finally:
+                sdnotify.ready()  # the reload is over, applied or refused (logged either way)
         if self.lease.value is not None and (self.lease.held() or not self.check_own_deadline):
             return self._lead_once()
         self._step_down()
@@ -248,7 +251,7 @@ class Node:
     ) -> None:
         """Stop the publisher, then hand the lease over (a standby is waiting), then the rest:
         a publisher still sending after the release would repeat what the next leader sends."""
-        notify("STOPPING=1")
+        sdnotify.stopping()
         self._stop.set()
         self._outbox_work.set()
         if publisher is not None:
@@ -481,6 +484,7 @@ class Node:
         if self._reloading is not None:
             log.warning("reload refused: the previous reload is still reading the config")
             return
+        sdnotify.reloading()
         self._reloading = PendingReload(self.config.path, self.clock)
 
     def _apply_reload(self, pending: PendingReload) -> None:
