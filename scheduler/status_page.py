@@ -54,6 +54,9 @@ _NODE_COLUMNS = [
     "seen_ago_s", "restart_needed",
 ]  # fmt: skip
 
+# Rows with these outcomes are coloured (as `jobs list` colours them on a terminal).
+_ROW_CLASSES = ("failed", "missed")
+
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.3em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
@@ -223,12 +226,13 @@ def jobs_html(rows: Sequence[Mapping[str, Any]], total: int) -> str:
 def table_html(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str], name: str, class_by: str = ""
 ) -> str:
-    """A table with a header; None shows as "-"; a row's class is its `class_by` value."""
+    """A table with a header; None shows as "-"; a row whose `class_by` value is one of
+    _ROW_CLASSES has it as its class."""
     head = "".join(f"<th>{_e(column.upper().replace('_', ' '))}</th>" for column in columns)
     body = []
     for row in rows:
         kind = row.get(class_by) if class_by else None
-        attribute = f' class="{_e(kind)}"' if isinstance(kind, str) else ""
+        attribute = f' class="{kind}"' if kind in _ROW_CLASSES else ""
         cells = "".join(f"<td>{_e(row.get(column))}</td>" for column in columns)
         body.append(f"<tr{attribute}>{cells}</tr>")
     return f'<table id="{name}">\n<tr>{head}</tr>\n' + "\n".join(body) + "\n</table>"
