@@ -16,8 +16,8 @@ from scheduler.listing import JobFacts, job_rows
 from scheduler.runtime import all_jobs
 from scheduler.status_page import ROWS_MAX, document, render_page
 from scheduler.store.keys import Keys
-from tests.conftest import RedisServer, free_port
 from tests.configs import config_file
+from tests.conftest import RedisServer, free_port
 
 NOW_S = 1_767_225_720.0  # 2026-01-01T00:02:00Z
 # Every tag the page itself writes; anything else in a page came from the data, unescaped.
