@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import gc
-import logging
 import signal
 import socket
-import sys
 from typing import Annotated
 
 import typer
 
+from scheduler import logs
 from scheduler.cli.common import ConfigOption, load
 from scheduler.clock import SystemClock
+from scheduler.logs import Format, Level
+
+
+def _choice(value: str, choices: type[Level] | type[Format]) -> str:
+    """The member of `choices` `value` names (any case), or a one-line usage error (exit 2)."""
+    for member in choices:
+        if value.casefold() == member.value.casefold():
+            return member.value
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}")
+
+
+def _log_level(value: str) -> Level:
+    return Level(_choice(value, Level))
+
+
+def _log_format(value: str) -> Format:
+    return Format(_choice(value, Format))
 
 
 def run(
@@ -20,7 +36,25 @@ def run(
     node_id: Annotated[
         str | None, typer.Option("--node-id", help="This node's name [default: host name]")
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING")] = "INFO",
+    log_level: Annotated[
+        Level,
+        typer.Option(
+            "--log-level",
+            parser=_log_level,
+            metavar="|".join(Level),
+            help="The least severe records logged (any case)",
+        ),
+    ] = Level.INFO,
+    log_format: Annotated[
+        Format,
+        typer.Option(
+            "--log-format",
+            parser=_log_format,
+            metavar="|".join(Format),
+            help="plain: a line a record, with syslog priorities under journald; "
+            "json: a JSON object a line",
+        ),
+    ] = Format.plain,
     clock_offset_s: Annotated[
         float, typer.Option("--clock-offset", hidden=True, help="Test knob: skew this node's clock")
     ] = 0.0,
@@ -41,11 +75,7 @@ def run(
     # What is loaded so far lives as long as the process: spare the collector walking it again
     # on every full pass (the take-over, and every tick after).
     gc.freeze()
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(log_level.value, log_format.value)
     node = Node(cfg, node_id or socket.gethostname(), SystemClock(clock_offset_s))
     node.check_own_deadline = not no_deadline_check
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
