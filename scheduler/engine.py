@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
@@ -75,6 +76,12 @@ class Engine:
 
     def next_slot_s(self) -> int | None:
         return self._heap[0][0] if self._heap else None
+
+    def next_slots(self, names: AbstractSet[str]) -> dict[str, int]:
+        """The next slot of each of `names` that has one, for /metrics. Read-only and safe from
+        another thread: it walks a copy of the agenda (a job being decided at that very moment
+        may be absent). O(N) in all jobs."""
+        return {name: slot for slot, name in list(self._heap) if name in names}
 
     def take_due(self, now_s: int) -> Due:
         """Pop every job with a slot at or before `now_s` and decide what to do with it."""
