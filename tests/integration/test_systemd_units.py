@@ -59,7 +59,44 @@ def test_node_is_a_notify_service_with_a_watchdog(node: dict[str, list[str]]) ->
 def test_node_stops_with_sigterm_so_the_lease_is_handed_over(node: dict[str, list[str]]) -> None:
     assert node["KillSignal"] == ["SIGTERM"]
     assert node["TimeoutStopSec"]
-    assert node["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+
+
+def test_reload_validates_before_it_signals(node: dict[str, list[str]]) -> None:
+    # A failing ExecReload= fails `systemctl reload` and stops the ones after it: an invalid
+    # config is reported to the operator and never reaches the node.
+    assert node["ExecReload"] == [
+        f"{INSTALL_PREFIX}scheduler validate",
+        "/bin/kill -HUP $MAINPID",
+    ]
+    # validate reads the config the node runs: the unit's SCHEDULER_CONFIG, no --config.
+    assert node["ExecStart"] == [f"{INSTALL_PREFIX}scheduler run"]
+
+
+def test_the_reload_check_fails_on_an_invalid_config_and_passes_a_good_one(
+    node: dict[str, list[str]], tmp_path: Path
+) -> None:
+    """The first ExecReload= line as systemd runs it: the unit's environment (its config
+    path moved into tmp_path), this checkout's `scheduler` in place of /opt/scheduler/bin."""
+    command = node["ExecReload"][0].replace(INSTALL_PREFIX, f"{Path(sys.executable).parent}/")
+    config = tmp_path / "scheduler.toml"
+    unit_env = dict(item.split("=", 1) for item in node["Environment"])
+    assert unit_env["SCHEDULER_CONFIG"] == "/etc/scheduler/scheduler.toml"
+    env = {"PATH": "/usr/bin:/bin", "SCHEDULER_CONFIG": str(config)}
+
+    def reload_check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command.split(), env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    config.write_text('[scheduler]\nredis_url = "redis://127.0.0.1:1/0"\n\n[jobs.a]\n'
+                      'task = "t"\nevery = "often"\n', encoding="utf-8")  # fmt: skip
+    bad = reload_check()
+    assert bad.returncode == 2, bad.stdout + bad.stderr  # systemd: the reload job fails
+    assert bad.stderr.startswith("scheduler.toml: jobs.a.every: invalid duration 'often'")
+    config.write_text(config.read_text(encoding="utf-8").replace("often", "1m"), encoding="utf-8")
+    good = reload_check()
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.startswith(f"{config}: ok, 1 jobs, config hash ")
 
 
 def test_both_restart_on_failure_and_read_the_shared_config(
@@ -221,7 +258,8 @@ def test_node_and_prefork_worker_run_without_writable_executable_memory(
     cluster: Cluster,
 ) -> None:
     if not mdwe_supported():
-        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+        # The unit's MemoryDenyWriteExecute= rests on this test: CI must not skip it.
+        missing_server("the kernel's PR_SET_MDWE (Linux 6.3+)")
     namespace = queue = "it-mdwe"
     cluster.configure(
         namespace=namespace,
