@@ -18,6 +18,7 @@ from scheduler.cli import (
     listing,
     plan,
     runtime,
+    schema,
     status,
 )
 from scheduler.zones import use_pinned_tzdata
@@ -37,6 +38,7 @@ app.add_typer(jobs_app, name="jobs")
 # The daemon and its offline check.
 app.command()(daemon.run)
 app.command()(daemon.validate)
+app.command()(schema.schema)
 # Reading: what runs when, what ran, who leads, what a new config would change.
 app.command()(status.status)
 app.command()(history.history)
