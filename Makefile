@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || { \
 	  echo "redis-server missing: installing Debian's package"; \
 	  (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "chromium missing: installing Debian's package (the status page's browser test)"; \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; }
 	touch $(STAMP)
 
 # A small live cluster with the example config: private redis-server, a Celery worker and
