@@ -17,7 +17,7 @@ from scheduler.config import load_config
 from scheduler.http_server import StatusServer
 from scheduler.node import Node
 from tests.conftest import RedisServer
-from tests.integration.harness import write_config
+from tests.integration.harness import Children, Cluster, write_config
 from tests.node.conftest import Rig, whole_second_clock
 
 HTTP_TIMEOUT_S = 5.0
@@ -116,3 +116,9 @@ def web_rig(
     for rig in made:
         rig.node.http.stop()
         rig.node.factory.close()
+
+
+@pytest.fixture
+def cluster(children: Children, redis_server: RedisServer, tmp_path: Path) -> Cluster:
+    """Real `scheduler run` nodes on the private Redis; `configure` it first."""
+    return Cluster(children, tmp_path / "scheduler.toml", redis_server.url)
