@@ -50,7 +50,7 @@ _JOB_COLUMNS = [
     "name", "schedule", "tz", "next", "left", "last", "passed", "outcome", "paused", "source",
 ]  # fmt: skip
 _NODE_COLUMNS = [
-    "node_id", "host", "version", "role", "clock_offset_ms", "clock_ok", "config_hash",
+    "node_id", "host", "pid", "version", "role", "clock_offset_ms", "clock_ok", "config_hash",
     "seen_ago_s", "restart_needed",
 ]  # fmt: skip
 

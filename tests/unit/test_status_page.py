@@ -84,7 +84,7 @@ def test_hostile_values_from_redis_are_escaped(redis_server: RedisServer, tmp_pa
     client.hset(keys.nodes, node, json.dumps({
         "node_id": node, "host": "</td></tr></table><script>h</script>", "version": "\x1b[31m",
         "seen_at": time.time(), "config_hash": '"><svg onload=x>',
-        "restart_needed": ["<b>lease_ttl</b>"],
+        "restart_needed": ["<b>lease_ttl</b>"], "pid": "\ud800",
     }))  # fmt: skip
     client.hset(keys.last_fire, "ping", f"{int(NOW_S) - 60} 7")
     client.hset(keys.outcomes, "ping", json.dumps({"outcome": "<script>o</script>"}))
@@ -103,6 +103,7 @@ def test_hostile_values_from_redis_are_escaped(redis_server: RedisServer, tmp_pa
         assert shown in parsed.text
     assert "&lt;script&gt;alert(&#x27;lease&#x27;)&lt;/script&gt;" in page
     assert "\x1b" not in page
+    page.encode("utf-8")  # a lone surrogate from Redis is escaped, the server can send it
 
 
 def test_jobs_are_bounded_in_the_order_of_jobs_list(

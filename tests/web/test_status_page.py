@@ -123,4 +123,4 @@ def test_a_running_node_shows_its_page_in_chromium(
     assert passed == "just now" or passed.endswith(" s ago")
     nodes = dom.rows("nodes")
     assert list(nodes) == ["web-1"]
-    assert nodes["web-1"][3] == "leader"
+    assert nodes["web-1"][4] == "leader"  # ROLE
