@@ -90,6 +90,11 @@ class Heartbeat:
         # The STATUS= text last computed, and the one systemd last received.
         self.status: str | None = None
         self._status_sent: str | None = None
+        # After STOPPING=1 nothing more goes to systemd: the lock makes "not stopped yet, so
+        # send" one step against stopping().
+        self._notify_lock = threading.Lock()
+        self._stopped = False
+        self._stop: threading.Event | None = None
         # None until read; "unknown" where CONFIG is not allowed (managed Redis, ACLs).
         self.memory_policy: str | None = None
         self._policy_read_at: float | None = None
@@ -102,6 +107,7 @@ class Heartbeat:
         self._drift_logged: tuple[tuple[str, str], float] | None = None
 
     def run(self, stop: threading.Event) -> None:
+        self._stop = stop
         while not stop.is_set():
             self.beat()
             stop.wait(HEARTBEAT_S)
@@ -116,7 +122,7 @@ class Heartbeat:
             self.store.heartbeat(self.node_id, record)
             self.joined = True
             if not self._ready:
-                sdnotify.ready()  # before the first STATUS=: a status line means "joined"
+                self._say(sdnotify.ready)  # before the first STATUS=: a status means "joined"
                 self._ready = True
             self._tell(sdnotify.status_text(record, holder))
         except SchedulerError as exc:
@@ -131,7 +137,19 @@ class Heartbeat:
         # The process is alive even when Redis is not: systemd must not restart a healthy
         # standby because Redis is down. But a main loop that stopped turning is not healthy.
         if self.loop_alive():
-            sdnotify.watchdog()
+            self._say(sdnotify.watchdog)
+
+    def stopping(self) -> None:
+        """Send STOPPING=1, the last word to systemd: no beat sends anything after it."""
+        with self._notify_lock:
+            self._stopped = True
+            sdnotify.stopping()
+
+    def _say(self, send: Callable[[], bool]) -> bool:
+        with self._notify_lock:
+            if self._stopped or (self._stop is not None and self._stop.is_set()):
+                return False
+            return send()
 
     def _holder(self, record: dict[str, Any]) -> str | None:
         """Whom a standby stands behind (a leader knows); read before the record is written,
@@ -145,7 +163,7 @@ class Heartbeat:
         """STATUS= only when its text changed (a datagram a beat would be a D-Bus signal a
         second from systemd); a failed send is tried again on the next beat."""
         self.status = text
-        if text != self._status_sent and sdnotify.status(text):
+        if text != self._status_sent and self._say(lambda: sdnotify.status(text)):
             self._status_sent = text
 
     def distrust_clock(self) -> None:

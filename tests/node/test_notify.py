@@ -155,6 +155,16 @@ def test_watchdog_only_while_the_main_loop_turns(rig_factory: MakeRig, listener:
     assert listener.drain() == ["WATCHDOG=1"]
 
 
+def test_stopping_is_the_last_word(rig_factory: MakeRig, listener: Listener) -> None:
+    rig = rig_factory(JOBS)
+    rig.node.heartbeat.beat()
+    listener.drain()
+    rig.node.heartbeat.stopping()
+    rig.node.restart_needed = ("lease_ttl",)  # a status change that is not sent any more
+    rig.node.heartbeat.beat()
+    assert listener.drain() == ["STOPPING=1"]
+
+
 def test_reloading_carries_clock_monotonic_in_microseconds(listener: Listener) -> None:
     before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
     assert sdnotify.reloading()
