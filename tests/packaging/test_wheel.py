@@ -58,7 +58,7 @@ def needs_index(done: subprocess.CompletedProcess[str], what: str, scratch: Path
     if done.returncode == 0:
         return
     if not index_reachable(scratch):
-        missing_server(f"the package index ({what} needs it)")
+        missing_server(f"the package index, needed for {what},")
     tail = "\n".join(done.stderr.splitlines()[-15:])
     pytest.fail(f"{what} failed:\n{tail}")
 
@@ -72,7 +72,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes((ROOT / name).read_bytes())
     built = pip("wheel", "--no-deps", "-q", "-w", str(base / "dist"), str(tree))
-    needs_index(built, "building the wheel (its isolated build needs setuptools)", base)
+    needs_index(built, "building the wheel (setuptools in its build environment)", base)
     (found,) = (base / "dist").glob("*.whl")
     return found
 
