@@ -36,6 +36,7 @@ from typing import TypeVar
 
 from scheduler.dispatch import Sent
 from scheduler.engine import Due
+from scheduler.jobspec import JobSpec
 
 OUTCOMES = (
     "enqueued", "skipped_paused", "skipped_overlap", "already_fired", "outbox_full",
@@ -79,38 +80,43 @@ def outcome_counts(fires: int, sent: Sent) -> dict[str, int]:
     return {outcome: n for outcome, n in counts.items() if n}
 
 
+# Per outcome, the names of the labelled jobs' fires: an iterable of names (one per fire, fed
+# to Counter.update, which counts it in C) or a mapping name -> count.
+PerOutcome = dict[str, Iterable[str] | Mapping[str, int]]
+
+
 def attribute(
-    fires: Sequence[tuple[object, int]],
+    fires: Sequence[tuple[JobSpec, int]],
     totals: Mapping[str, int],
     not_enqueued: Sequence[tuple[str, int, str]] | None,
     labelled: AbstractSet[str],
-) -> tuple[Counter[tuple[str, str]], Counter[int]] | None:
-    """Per (job, outcome) counts of the `labelled` jobs, and the slots enqueued (for lateness,
-    every job), or None when the dispatch mixed outcomes and the dispatcher did not say which
-    fire had which.
+    everyone: bool = False,
+) -> tuple[PerOutcome, Counter[int]] | None:
+    """The fires of the `labelled` jobs by outcome (lazily: consume once), and the slots
+    enqueued (for lateness, every job); None when the dispatch mixed outcomes and the
+    dispatcher did not say which fire had which. `everyone`: every job is labelled.
 
     `not_enqueued` is (job, slot, outcome) of each fire not enqueued (empty in a clean burst);
     without it a dispatch is attributed only when every fire had the same outcome."""
-    names: Counter[str] = Counter()
+    names: Iterable[str] = ()
     if labelled:
-        names.update(map(_job_name, map(_first, fires)))
-        if len(names) > len(labelled) or any(name not in labelled for name in names):
-            names = Counter({name: n for name, n in names.items() if name in labelled})
-    per_job: Counter[tuple[str, str]] = Counter()
+        names = map(_job_name, map(_first, fires))
+        if not everyone:
+            names = filter(labelled.__contains__, names)
     if not_enqueued is not None:
         slots: Counter[int] = Counter(map(_second, fires))
+        enqueued: Counter[str] = Counter(names)
+        per_outcome: dict[str, Counter[str]] = {}
         for job, slot_s, outcome in not_enqueued:
             slots[slot_s] -= 1
-            if job in names:
-                names[job] -= 1
-                per_job[(job, outcome)] += 1
-        per_job.update({(name, "enqueued"): n for name, n in names.items() if n > 0})
-        return per_job, +slots
+            if job in enqueued:
+                enqueued[job] -= 1
+                per_outcome.setdefault(outcome, Counter())[job] += 1
+        return {"enqueued": +enqueued, **per_outcome}, +slots
     if len(totals) != 1:
-        return None if fires else (per_job, Counter())
+        return None if fires else ({}, Counter())
     [outcome] = totals
-    per_job.update({(name, outcome): n for name, n in names.items()})
-    return per_job, Counter(map(_second, fires)) if outcome == "enqueued" else Counter()
+    return {outcome: names}, Counter(map(_second, fires)) if outcome == "enqueued" else Counter()
 
 
 class Buckets:
@@ -166,7 +172,7 @@ class NodeStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fires: dict[str, int] = {}
-        self._job_fires: dict[tuple[str, str], int] = {}
+        self._job_fires: dict[str, Counter[str]] = {}  # outcome -> job -> fires
         self._unattributed = 0
         self._missed: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
@@ -177,6 +183,7 @@ class NodeStats:
         self._jobs_max: Callable[[], int] = lambda: 0
         self._seen: tuple[Mapping[str, object] | None, int] = (None, 0)
         self._labelled: frozenset[str] = frozenset()
+        self._everyone = False  # every job is labelled: no need to look each one up
 
     def follow(self, jobs: Callable[[], Mapping[str, object]], jobs_max: Callable[[], int]) -> None:
         """Count per job for the first `jobs_max()` of `jobs()` by name (both read again when
@@ -194,8 +201,12 @@ class NodeStats:
             labelled = labelled_jobs(jobs, limit)
             with self._lock:
                 self._labelled, self._seen = labelled, (jobs, limit)
+                self._everyone = len(labelled) >= len(jobs)
                 # Jobs that left the bound lose their series (memory stays bounded too).
-                self._job_fires = {k: n for k, n in self._job_fires.items() if k[0] in labelled}
+                self._job_fires = {
+                    outcome: Counter({job: n for job, n in counts.items() if job in labelled})
+                    for outcome, counts in self._job_fires.items()
+                }
         return self._labelled
 
     def turned(self, seconds: float) -> None:
@@ -208,7 +219,8 @@ class NodeStats:
         fires = due.fires
         totals = outcome_counts(len(fires), sent)
         labelled = self.labelled()
-        found = attribute(fires, totals, getattr(sent, "not_enqueued", None), labelled)
+        detail = getattr(sent, "not_enqueued", None)
+        found = attribute(fires, totals, detail, labelled, self._everyone)
         missed: Counter[str] = Counter()
         for gap in due.missed:
             missed[gap.reason] += gap.count
@@ -224,22 +236,27 @@ class NodeStats:
             if found is None:
                 self._unattributed += len(fires)
                 return
-            per_job, slots = found
-            _add(self._job_fires, per_job)
+            per_outcome, slots = found
+            for outcome, names in per_outcome.items():
+                self._job_fires.setdefault(outcome, Counter()).update(names)
             for slot_s, count in slots.items():
                 self._lateness.add(max(0.0, now_s - slot_s), count)
 
     def snapshot(self) -> StatsSnapshot:
         with self._lock:
-            return StatsSnapshot(
+            by_outcome = {outcome: dict(counts) for outcome, counts in self._job_fires.items()}
+            snap = StatsSnapshot(
                 dict(self._fires),
-                dict(self._job_fires),
+                {},
                 self._unattributed,
                 dict(self._missed),
                 dict(self._skipped),
                 self._lateness.snapshot(),
                 self._loop.snapshot(),
             )
+        for outcome, counts in by_outcome.items():  # flattened outside the lock
+            snap.job_fires.update(((job, outcome), n) for job, n in counts.items() if n)
+        return snap
 
 
 def _add(into: dict[K, int], counts: Mapping[K, int]) -> None:

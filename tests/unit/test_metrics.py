@@ -4,6 +4,7 @@ answers become outcomes, histogram buckets, and NodeStats's counts. No I/O."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from scheduler.metrics import (
     LATENESS_BUCKETS_S,
     Buckets,
     NodeStats,
+    PerOutcome,
     attribute,
     labelled_jobs,
     outcome_counts,
@@ -61,16 +63,24 @@ def test_every_answer_of_the_claims_has_its_outcome() -> None:
     assert outcome_counts(0, Sent()) == {}
 
 
+def counted(
+    found: tuple[PerOutcome, Counter[int]] | None,
+) -> tuple[dict[str, Counter[str]], Counter[int]]:
+    assert found is not None
+    per_outcome, slots = found
+    return {outcome: Counter(names) for outcome, names in per_outcome.items()}, slots
+
+
 def test_a_dispatch_of_one_outcome_is_attributed_to_each_job() -> None:
     fires = [(job("a"), T0), (job("a"), T0 + 1), (job("b"), T0)]
-    found = attribute(fires, {"enqueued": 3}, None, frozenset({"a", "b"}))
-    assert found is not None
-    per_job, slots = found
-    assert per_job == {("a", "enqueued"): 2, ("b", "enqueued"): 1}
+    per_job, slots = counted(attribute(fires, {"enqueued": 3}, None, frozenset({"a", "b"})))
+    assert per_job == {"enqueued": {"a": 2, "b": 1}}
     assert slots == {T0: 2, T0 + 1: 1}
-    per_job, slots = attribute(fires, {"skipped_paused": 3}, None, frozenset({"a"})) or ({}, {})
-    assert per_job == {("a", "skipped_paused"): 2}
+    per_job, slots = counted(attribute(fires, {"skipped_paused": 3}, None, frozenset({"a"})))
+    assert per_job == {"skipped_paused": {"a": 2}}
     assert slots == {}
+    per_job, _ = counted(attribute(fires, {"enqueued": 3}, None, frozenset({"a", "b"}), True))
+    assert per_job == {"enqueued": {"a": 2, "b": 1}}
 
 
 def test_a_mixed_dispatch_without_detail_is_left_to_the_totals() -> None:
@@ -82,10 +92,8 @@ def test_a_mixed_dispatch_with_detail_is_attributed_fire_by_fire() -> None:
     fires = [(job("a"), T0), (job("b"), T0), (job("b"), T0 + 1), (job("c"), T0 + 1)]
     detail = [("b", T0, "skipped_paused"), ("c", T0 + 1, "handed_back")]
     totals = {"enqueued": 2, "skipped_paused": 1, "handed_back": 1}
-    found = attribute(fires, totals, detail, frozenset({"a", "b"}))
-    assert found is not None
-    per_job, slots = found
-    assert per_job == {("a", "enqueued"): 1, ("b", "enqueued"): 1, ("b", "skipped_paused"): 1}
+    per_job, slots = counted(attribute(fires, totals, detail, frozenset({"a", "b"})))
+    assert per_job == {"enqueued": {"a": 1, "b": 1}, "skipped_paused": {"b": 1}}
     assert slots == {T0: 1, T0 + 1: 1}  # lateness of every enqueued fire, labelled or not
 
 
