@@ -194,6 +194,7 @@ def table_schema(model: type[BaseModel], description: str) -> JsonSchemaValue:
     if "$defs" in generated:
         raise ValueError(f"{model.__name__}: nested models need their definitions carried over")
     generated.pop("title", None)
+    generated.pop("description", None)  # the model's docstring, written for Python readers
     generated = {"description": description, **generated}
     properties: dict[str, JsonSchemaValue] = generated["properties"]
     for name, field in model.model_fields.items():

@@ -143,6 +143,7 @@ def test_every_key_the_model_accepts_is_described(name: str, model: type[Any]) -
     schema = table(name)
     assert list(schema["properties"]) == list(model.model_fields)
     assert schema["additionalProperties"] is False
+    assert "``" not in schema["description"]  # the model's docstring is not for editors
     undescribed = [k for k, v in schema["properties"].items() if not v.get("description")]
     assert undescribed == []
     for key, prop in schema["properties"].items():
