@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from scheduler.cli.common import fail
-from scheduler.schema import schema_text
 
 
 def schema(
@@ -20,6 +19,8 @@ def schema(
     ] = None,
 ) -> None:
     """Print the JSON Schema of the config file (point an editor's TOML support at it)."""
+    from scheduler.schema import schema_text  # noqa: PLC0415  (only this command needs it)
+
     text = schema_text()
     if output is None:
         typer.echo(text, nl=False)
