@@ -58,6 +58,20 @@ class Sent:
     unclaimed: set[str] = field(default_factory=set)
     # Jobs whose claims found a value in Redis that is not ours: one entry each.
     corrupt: list[Corruption] = field(default_factory=list)
+    # (job, slot, outcome) of each due fire that was not enqueued, for /metrics (metrics.py
+    # OUTCOMES); empty in a clean burst, so counting by job stays one pass over the fires.
+    not_enqueued: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+# How /metrics names a fire the claim script did not enqueue.
+_NOT_ENQUEUED: dict[int, str] = {
+    ClaimStatus.TAKEN_BY_OTHER: "already_fired",
+    ClaimStatus.ALREADY_OURS: "already_fired",
+    ClaimStatus.PAUSED: "skipped_paused",
+    ClaimStatus.OUTBOX_FULL: "outbox_full",
+    ClaimStatus.CORRUPT: "corrupt",
+    ClaimStatus.FUTURE: "future",
+}
 
 
 class Dispatcher:
@@ -102,6 +116,13 @@ class Dispatcher:
         fires, skipped = self._skip_overlapping(due.fires)
         sent = Sent(missed_ranges=len(due.missed) + len(skipped))
         sent.skipped_overlap = sum(gap.count for gap in skipped)
+        if skipped:
+            running = {gap.job for gap in skipped}
+            sent.not_enqueued.extend(
+                (job.name, slot_s, "skipped_overlap")
+                for job, slot_s in due.fires
+                if job.name in running and job.overlap == "skip"
+            )
         missed: Sequence[MissedRange] = [*due.missed, *skipped] if skipped else due.missed
         for start in range(0, max(len(fires), 1), CLAIM_CHUNK):
             chunk = fires[start : start + CLAIM_CHUNK]
@@ -109,6 +130,7 @@ class Dispatcher:
                 rest = fires[start:]
                 sent.handed_back = len(rest)
                 sent.unclaimed.update(job.name for job, _ in rest)
+                sent.not_enqueued.extend((job.name, slot_s, "handed_back") for job, slot_s in rest)
                 log.info("handing back %d unclaimed slot(s) of this burst", sent.handed_back)
                 break
             reply = self.claims.claim(
@@ -239,6 +261,8 @@ class Dispatcher:
         for (job, slot_s), status in zip(chunk, statuses, strict=True):
             if status == ClaimStatus.CLAIMED:
                 log.debug("fired %s at slot %s (token %d)", job.name, slot_text(slot_s), token)
+            else:
+                sent.not_enqueued.append((job.name, slot_s, _NOT_ENQUEUED[status]))
 
     def _record_outbox_full(
         self, lease_value: str, token: int, refused: Sequence[tuple[JobSpec, int]]

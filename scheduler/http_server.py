@@ -82,11 +82,6 @@ class NodeCollector(Collector):
         for (job, outcome), n in sorted(snap.job_fires.items()):
             job_fires.add_metric([job, outcome], n)
         yield job_fires
-        yield _counter(
-            "fires_unattributed",
-            "Fires of mixed dispatches left out of per-job series",
-            snap.unattributed,
-        )
         yield _by("slots_missed", "Slots recorded as missed, by reason", "reason", snap.missed)
         yield _by("slots_skipped", "Slots not sent on purpose, by reason", "reason", snap.skipped)
         yield _histogram("fire_lateness_seconds", "Slot to enqueue, enqueued fires", snap.lateness)

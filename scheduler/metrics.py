@@ -87,36 +87,30 @@ PerOutcome = dict[str, Iterable[str] | Mapping[str, int]]
 
 def attribute(
     fires: Sequence[tuple[JobSpec, int]],
-    totals: Mapping[str, int],
-    not_enqueued: Sequence[tuple[str, int, str]] | None,
+    not_enqueued: Sequence[tuple[str, int, str]],
     labelled: AbstractSet[str],
     everyone: bool = False,
-) -> tuple[PerOutcome, Counter[int]] | None:
+) -> tuple[PerOutcome, Counter[int]]:
     """The fires of the `labelled` jobs by outcome (lazily: consume once), and the slots
-    enqueued (for lateness, every job); None when the dispatch mixed outcomes and the
-    dispatcher did not say which fire had which. `everyone`: every job is labelled.
-
-    `not_enqueued` is (job, slot, outcome) of each fire not enqueued (empty in a clean burst);
-    without it a dispatch is attributed only when every fire had the same outcome."""
+    enqueued (for lateness, every job). `not_enqueued` is (job, slot, outcome) of each fire
+    the dispatch did not enqueue (Sent.not_enqueued: empty in a clean burst, which is then
+    one pass in C). `everyone`: every job is labelled."""
     names: Iterable[str] = ()
     if labelled:
         names = map(_job_name, map(_first, fires))
         if not everyone:
             names = filter(labelled.__contains__, names)
-    if not_enqueued is not None:
-        slots: Counter[int] = Counter(map(_second, fires))
-        enqueued: Counter[str] = Counter(names)
-        per_outcome: dict[str, Counter[str]] = {}
-        for job, slot_s, outcome in not_enqueued:
-            slots[slot_s] -= 1
-            if job in enqueued:
-                enqueued[job] -= 1
-                per_outcome.setdefault(outcome, Counter())[job] += 1
-        return {"enqueued": +enqueued, **per_outcome}, +slots
-    if len(totals) != 1:
-        return None if fires else ({}, Counter())
-    [outcome] = totals
-    return {outcome: names}, Counter(map(_second, fires)) if outcome == "enqueued" else Counter()
+    if not not_enqueued:
+        return {"enqueued": names}, Counter(map(_second, fires))
+    slots: Counter[int] = Counter(map(_second, fires))
+    enqueued: Counter[str] = Counter(names)
+    per_outcome: dict[str, Counter[str]] = {}
+    for job, slot_s, outcome in not_enqueued:
+        slots[slot_s] -= 1
+        if job in enqueued:
+            enqueued[job] -= 1
+            per_outcome.setdefault(outcome, Counter())[job] += 1
+    return {"enqueued": +enqueued, **per_outcome}, +slots
 
 
 class Buckets:
@@ -159,7 +153,6 @@ class StatsSnapshot:
 
     fires: dict[str, int]
     job_fires: dict[tuple[str, str], int]
-    unattributed: int
     missed: dict[str, int]
     skipped: dict[str, int]
     lateness: HistogramSnapshot
@@ -173,7 +166,6 @@ class NodeStats:
         self._lock = threading.Lock()
         self._fires: dict[str, int] = {}
         self._job_fires: dict[str, Counter[str]] = {}  # outcome -> job -> fires
-        self._unattributed = 0
         self._missed: dict[str, int] = {}
         self._skipped: dict[str, int] = {}
         self._lateness = Buckets(LATENESS_BUCKETS_S)
@@ -219,8 +211,7 @@ class NodeStats:
         fires = due.fires
         totals = outcome_counts(len(fires), sent)
         labelled = self.labelled()
-        detail = getattr(sent, "not_enqueued", None)
-        found = attribute(fires, totals, detail, labelled, self._everyone)
+        per_outcome, slots = attribute(fires, sent.not_enqueued, labelled, self._everyone)
         missed: Counter[str] = Counter()
         for gap in due.missed:
             missed[gap.reason] += gap.count
@@ -233,10 +224,6 @@ class NodeStats:
                 self._skipped["paused"] = self._skipped.get("paused", 0) + sent.paused
             if sent.skipped_overlap:
                 self._skipped["overlap"] = self._skipped.get("overlap", 0) + sent.skipped_overlap
-            if found is None:
-                self._unattributed += len(fires)
-                return
-            per_outcome, slots = found
             for outcome, names in per_outcome.items():
                 self._job_fires.setdefault(outcome, Counter()).update(names)
             for slot_s, count in slots.items():
@@ -248,7 +235,6 @@ class NodeStats:
             snap = StatsSnapshot(
                 dict(self._fires),
                 {},
-                self._unattributed,
                 dict(self._missed),
                 dict(self._skipped),
                 self._lateness.snapshot(),

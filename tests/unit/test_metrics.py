@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -39,13 +38,6 @@ def job(name: str) -> JobSpec:
     )
 
 
-@dataclass(slots=True)
-class DetailedSent(Sent):
-    """Sent as the dispatcher reports it once it names each fire it did not enqueue."""
-
-    not_enqueued: list[tuple[str, int, str]] = field(default_factory=list)
-
-
 def test_the_first_jobs_by_name_get_series_and_a_later_name_moves_nothing() -> None:
     assert labelled_jobs(["d", "b", "a", "c"], 2) == {"a", "b"}
     assert labelled_jobs(["d", "b", "a", "c", "zz"], 2) == {"a", "b"}
@@ -64,37 +56,34 @@ def test_every_answer_of_the_claims_has_its_outcome() -> None:
 
 
 def counted(
-    found: tuple[PerOutcome, Counter[int]] | None,
+    found: tuple[PerOutcome, Counter[int]],
 ) -> tuple[dict[str, Counter[str]], Counter[int]]:
-    assert found is not None
     per_outcome, slots = found
-    return {outcome: Counter(names) for outcome, names in per_outcome.items()}, slots
+    counts = {outcome: Counter(names) for outcome, names in per_outcome.items()}
+    return {outcome: n for outcome, n in counts.items() if n}, slots
 
 
-def test_a_dispatch_of_one_outcome_is_attributed_to_each_job() -> None:
+def test_a_clean_burst_is_attributed_to_each_job() -> None:
     fires = [(job("a"), T0), (job("a"), T0 + 1), (job("b"), T0)]
-    per_job, slots = counted(attribute(fires, {"enqueued": 3}, None, frozenset({"a", "b"})))
+    per_job, slots = counted(attribute(fires, [], frozenset({"a", "b"})))
     assert per_job == {"enqueued": {"a": 2, "b": 1}}
     assert slots == {T0: 2, T0 + 1: 1}
-    per_job, slots = counted(attribute(fires, {"skipped_paused": 3}, None, frozenset({"a"})))
-    assert per_job == {"skipped_paused": {"a": 2}}
-    assert slots == {}
-    per_job, _ = counted(attribute(fires, {"enqueued": 3}, None, frozenset({"a", "b"}), True))
+    per_job, _ = counted(attribute(fires, [], frozenset({"a"})))
+    assert per_job == {"enqueued": {"a": 2}}
+    per_job, _ = counted(attribute(fires, [], frozenset({"a", "b"}), True))
     assert per_job == {"enqueued": {"a": 2, "b": 1}}
 
 
-def test_a_mixed_dispatch_without_detail_is_left_to_the_totals() -> None:
-    fires = [(job("a"), T0), (job("b"), T0)]
-    assert attribute(fires, {"enqueued": 1, "skipped_paused": 1}, None, frozenset({"a"})) is None
-
-
-def test_a_mixed_dispatch_with_detail_is_attributed_fire_by_fire() -> None:
+def test_a_mixed_dispatch_is_attributed_fire_by_fire() -> None:
     fires = [(job("a"), T0), (job("b"), T0), (job("b"), T0 + 1), (job("c"), T0 + 1)]
     detail = [("b", T0, "skipped_paused"), ("c", T0 + 1, "handed_back")]
-    totals = {"enqueued": 2, "skipped_paused": 1, "handed_back": 1}
-    per_job, slots = counted(attribute(fires, totals, detail, frozenset({"a", "b"})))
+    per_job, slots = counted(attribute(fires, detail, frozenset({"a", "b"})))
     assert per_job == {"enqueued": {"a": 1, "b": 1}, "skipped_paused": {"b": 1}}
     assert slots == {T0: 1, T0 + 1: 1}  # lateness of every enqueued fire, labelled or not
+    paused = [("a", T0, "skipped_paused"), ("b", T0, "skipped_paused")]
+    per_job, slots = counted(attribute(fires[:2], paused, frozenset({"a"})))
+    assert per_job == {"skipped_paused": {"a": 1}}
+    assert slots == {}
 
 
 def test_a_value_on_a_bound_falls_in_that_bucket() -> None:
@@ -139,19 +128,17 @@ def test_a_smaller_bound_drops_the_series_of_jobs_it_leaves_out() -> None:
     assert stats.snapshot().job_fires == {("a", "enqueued"): 1}
 
 
-def test_mixed_dispatches_count_in_totals_and_as_unattributed() -> None:
+def test_a_mixed_dispatch_counts_in_the_totals_and_per_job() -> None:
     stats = NodeStats()
     jobs = {"a": job("a"), "b": job("b")}
     stats.follow(lambda: jobs, lambda: 10)
-    stats.dispatched(Due(fires=[(jobs["a"], T0), (jobs["b"], T0)]), Sent(fired=1, paused=1), T0)
+    sent = Sent(fired=1, paused=1, not_enqueued=[("b", T0, "skipped_paused")])
+    stats.dispatched(Due(fires=[(jobs["a"], T0), (jobs["b"], T0)]), sent, T0)
     snap = stats.snapshot()
     assert snap.fires == {"enqueued": 1, "skipped_paused": 1}
     assert snap.skipped == {"paused": 1}
-    assert snap.job_fires == {}
-    assert snap.unattributed == 2
-    sent = DetailedSent(fired=1, paused=1, not_enqueued=[("b", T0, "skipped_paused")])
-    stats.dispatched(Due(fires=[(jobs["a"], T0), (jobs["b"], T0)]), sent, T0)
-    assert stats.snapshot().job_fires == {("a", "enqueued"): 1, ("b", "skipped_paused"): 1}
+    assert snap.job_fires == {("a", "enqueued"): 1, ("b", "skipped_paused"): 1}
+    assert snap.lateness.count == 1
 
 
 def test_counts_from_two_threads_add_up() -> None:

@@ -106,17 +106,20 @@ def test_per_job_series_are_bounded_and_totals_count_every_job(web_rig: WebRigFa
     assert value(samples, "scheduler_metrics_jobs_labelled") == 2
 
 
-def test_a_paused_job_counts_as_skipped(web_rig: WebRigFactory) -> None:
-    rig = web_rig({"a": every_second()})
+def test_a_paused_job_counts_as_skipped_beside_one_that_fires(web_rig: WebRigFactory) -> None:
+    rig = web_rig({"a": every_second(), "b": every_second()})
     rig.lead()
     pause_jobs(rig.redis, rig.node.keys, ["a"], "test")
     rig.tick(1.0)
     rig.tick(1.0)
     samples = rig.scrape()
     assert value(samples, "scheduler_job_fires_total", job="a", outcome="skipped_paused") == 2
+    assert value(samples, "scheduler_job_fires_total", job="a", outcome="enqueued") is None
+    assert value(samples, "scheduler_job_fires_total", job="b", outcome="enqueued") == 2
     assert value(samples, "scheduler_fires_total", outcome="skipped_paused") == 2
+    assert value(samples, "scheduler_fires_total", outcome="enqueued") == 2
     assert value(samples, "scheduler_slots_skipped_total", reason="paused") == 2
-    assert value(samples, "scheduler_fire_lateness_seconds_count") == 0
+    assert value(samples, "scheduler_fire_lateness_seconds_count") == 2  # b's fires only
 
 
 def test_a_redis_outage_leaves_out_only_what_redis_holds(web_rig: WebRigFactory) -> None:
