@@ -251,7 +251,7 @@ class Node:
     ) -> None:
         """Stop the publisher, then hand the lease over (a standby is waiting), then the rest:
         a publisher still sending after the release would repeat what the next leader sends."""
-        sdnotify.stopping()
+        self.heartbeat.stopping()  # after it, the heartbeat tells systemd nothing more
         self._stop.set()
         self._outbox_work.set()
         if publisher is not None:

@@ -12,6 +12,7 @@ import typer
 from scheduler import logs
 from scheduler.cli.common import ConfigOption, load
 from scheduler.clock import SystemClock
+from scheduler.errors import ConfigError
 from scheduler.logs import Format, Level
 
 
@@ -81,7 +82,12 @@ def run(
     signal.signal(signal.SIGTERM, lambda *_: node.request_stop())
     signal.signal(signal.SIGINT, lambda *_: node.request_stop())
     signal.signal(signal.SIGHUP, lambda *_: node.request_reload())
-    node.run()
+    try:
+        node.run()
+    except ConfigError as exc:  # raised before anything started: http_listen cannot be bound
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        raise typer.Exit(2) from None
 
 
 def validate(config: ConfigOption = None) -> None:

@@ -133,10 +133,6 @@ def test_health_through_a_failover_and_a_redis_outage(
     assert value(samples, "scheduler_is_leader") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wiring: scheduler/cli/daemon.py must turn ConfigError from run() into exit 2",
-)
 def test_scheduler_run_with_its_port_in_use_exits_2_with_one_line(cluster: Cluster) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
