@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 from scheduler import __version__
 from scheduler.errors import ConfigError
 from scheduler.metrics import HistogramSnapshot
+from scheduler.status_page import render_page
 
 if TYPE_CHECKING:
     from scheduler.node import Node
@@ -245,7 +246,6 @@ class StatusServer:
         return _text(200, "standby")
 
     def page(self) -> tuple[int, str, bytes]:
-        from scheduler.status_page import render_page  # noqa: PLC0415  (being written apart)
 
         node = self.node
         html = render_page(node.config, node.claims.client, node.clock.time())

@@ -18,21 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import typer
 
 from scheduler.cli.listing import read_facts
-from scheduler.cli.status import status_record_of
 from scheduler.config import Config
 from scheduler.connections import redact_url
 from scheduler.describe import duration_words
 from scheduler.errors import SchedulerError
 from scheduler.listing import JobFacts, human_row, job_rows
 from scheduler.runtime import all_jobs
+from scheduler.status_source import read_status_record
 from scheduler.store.failures import redis_errors
 from scheduler.store.keys import Keys
 from scheduler.store.runtime import load_runtime_jobs
 from scheduler.store.state import StateStore
-from scheduler.views import _printable, cell, unreadable_lines
+from scheduler.views import cell, printable, unreadable_lines
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +76,6 @@ def render_page(config: Config, client: redis.Redis, now_s: float) -> str:
         body = _read_and_render(config, StateStore(client, Keys(settings.namespace)), now_s)
     except SchedulerError as exc:
         body = unreachable_html(redact_url(settings.redis_url), str(exc))
-    except typer.Exit:  # status_record_of's exit; its one line went to the node's stderr
-        body = unreachable_html(redact_url(settings.redis_url), "Redis failed while reading")
     except Exception as exc:  # a page must never take the listener down; the log has the rest
         log.exception("the status page could not be rendered")
         body = f'<p class="notice">The page could not be rendered: {_e(type(exc).__name__)}.</p>'
@@ -90,7 +87,7 @@ def _read_and_render(config: Config, store: StateStore, now_s: float) -> str:
     Redis cannot be reached."""
     with redis_errors("reaching Redis"):
         store.client.ping()
-    record = status_record_of(config, store)
+    record = read_status_record(config, store)
     runtime = load_runtime_jobs(store, store.keys, config)
     jobs = all_jobs(config, runtime.jobs)
     # The order of `jobs list` depends on the next runs only, so the facts (five reads per
@@ -119,7 +116,7 @@ def _e(value: object) -> str:
 
 def _line(text: str) -> str:
     """A whole line (a warning, an unreadable value) as safe HTML text: printable, escaped."""
-    return html.escape(_printable(text))
+    return html.escape(printable(text))
 
 
 def document(namespace: str, now_s: float, body: str, took_s: float) -> str:

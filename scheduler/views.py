@@ -77,7 +77,7 @@ def status_record(
         - {"unknown"}
     )
     warnings = [
-        f"Redis maxmemory-policy is {_printable(policy)}, not noeviction: Redis may evict the "
+        f"Redis maxmemory-policy is {printable(policy)}, not noeviction: Redis may evict the "
         "lease, watermarks or outbox under memory pressure"
         for policy in policies
         if policy != "noeviction"
@@ -114,7 +114,7 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 def unreadable_lines(problems: Iterable[Unreadable]) -> list[str]:
     """How every command shows what it could not read: one line per problem, naming the key."""
-    return [f"unreadable: {_printable(problem.describe())}" for problem in dict.fromkeys(problems)]
+    return [f"unreadable: {printable(problem.describe())}" for problem in dict.fromkeys(problems)]
 
 
 def to_json(value: Any) -> str:
@@ -158,7 +158,7 @@ def _escaped(text: str) -> str:
     return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """No terminal control characters from Redis reach the operator's screen."""
     text = _escaped(text)
     if text.isprintable():
@@ -178,7 +178,7 @@ def cell(value: object) -> str:
         text = str(value)
     else:
         text = json.dumps(json_safe(value), allow_nan=False)
-    text = _printable(text[: _CELL_CHARS * 2])
+    text = printable(text[: _CELL_CHARS * 2])
     return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 3] + "..."
 
 
@@ -238,7 +238,7 @@ def _node_drift(
     difference = compare(leaders.jobs, theirs.jobs)
     entry.update(difference.record(), known=True)
     entry["summary"] = f"{head}: " + (
-        f"jobs {_printable(difference.describe(': '))}"
+        f"jobs {printable(difference.describe(': '))}"
         if difference
         else "no job differs (the configs differ elsewhere)"
     )

@@ -10,18 +10,14 @@ from typing import Any
 
 import typer
 
-from scheduler import __version__
 from scheduler.cli.common import ConfigOption, JsonOption, connect, load, redis_failed
 from scheduler.cli.watch import IntervalOption, WatchOption, watch
 from scheduler.config import Config
-from scheduler.connections import redact_url, same_redis, tzdata_version
 from scheduler.errors import SchedulerError
-from scheduler.lease import read_holder
 from scheduler.quarantine import names
-from scheduler.store.alerts import read_alerts
-from scheduler.store.configs import read_published
+from scheduler.status_source import read_status_record
 from scheduler.store.state import StateStore
-from scheduler.views import cell, drift_hashes, status_record, table, to_json, unreadable_lines
+from scheduler.views import cell, table, to_json, unreadable_lines
 from scheduler.wire import slot_text
 
 # `status`'s exit code when no node holds the lease.
@@ -54,48 +50,9 @@ def _render(record: dict[str, Any], as_json: bool) -> str:
 def status_record_of(cfg: Config, store: StateStore) -> dict[str, Any]:
     """Everything `status` shows, read from Redis (exit 1 when Redis fails)."""
     try:
-        holder = read_holder(store.client, store.keys)
-        settings = cfg.scheduler
-        outbox = store.read_outbox_size()
-        nodes = store.read_nodes()
-        now_s = store.server_time()
-        state_lost = store.read_state_lost()
-        quarantined = store.read_quarantined()
-        alerts = read_alerts(store, store.keys)
-        published = {
-            found: read_published(store.client, store.keys, found)
-            for found in drift_hashes(holder, nodes.value)
-        }
+        return read_status_record(cfg, store)
     except SchedulerError as exc:
         redis_failed(exc)
-    pending = outbox.value
-    return status_record(
-        holder,
-        nodes.value,
-        now_s,
-        {
-            "namespace": settings.namespace,
-            "config_hash": cfg.hash,
-            "tzdata": tzdata_version(),
-            "version": __version__,
-            "broker": redact_url(settings.effective_broker_url),
-            "atomic_enqueue": same_redis(settings.redis_url, settings.effective_broker_url),
-            "outbox": {
-                "pending": pending,
-                "max": settings.outbox_max,
-                "full": pending is not None and pending >= settings.outbox_max,
-            },
-            "state_lost": state_lost.value,
-            "quarantined": quarantined.value,
-            "alerts": alerts.value,
-            "unreadable": [
-                *outbox.unreadable, *nodes.unreadable, *state_lost.unreadable,
-                *quarantined.unreadable, *alerts.unreadable,
-                *(p for pub in published.values() for p in pub.unreadable),
-            ],
-        },
-        published,
-    )  # fmt: skip
 
 
 def status_text(record: dict[str, Any]) -> str:
