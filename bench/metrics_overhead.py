@@ -29,7 +29,7 @@ from prometheus_client import generate_latest
 from scheduler.config import load_config
 from scheduler.dispatch import Sent
 from scheduler.engine import Due
-from scheduler.http_server import metrics_registry
+from scheduler.exposition import metrics_registry
 from scheduler.metrics import NodeStats
 from scheduler.node import Node
 
