@@ -1,6 +1,6 @@
 """What metrics cost: NodeStats on the burst path, and one /metrics scrape with many jobs.
 
-    .venv/bin/python bench/metrics_overhead.py [--n 10000] [--scrape-jobs 100000]
+    .venv/bin/python bench/metrics_overhead.py [--n 10000] [--rounds 4] [--scrape-jobs 100000]
 
 Starts a private redis-server and runs a real in-process Node (a hand-moved clock near the
 real time, so Redis TIME still fences it) whose N jobs (`every = "10s"`) are all due at each
@@ -100,10 +100,12 @@ def leading_node(config: Path, stats: NodeStats | None = None) -> tuple[Node, Cl
     return node, clock
 
 
-def bursts(redis: RedisServer, workdir: Path, count: int, runs: int, stats: TimedStats) -> float:
-    """The median time of one turn that claims and enqueues `count` slots, prepared ahead as
-    the node prepares them (a second and a half before the slot)."""
-    namespace = f"burst-{type(stats).__name__}"
+def bursts(
+    redis: RedisServer, workdir: Path, count: int, runs: int, stats: TimedStats, label: str
+) -> list[float]:
+    """The time of each turn that claims and enqueues `count` slots, prepared ahead as the
+    node prepares them (a second and a half before the slot)."""
+    namespace = f"burst-{label}"
     config = write_config(workdir / f"{namespace}.toml", redis.url, namespace, count, 1000)
     node, clock = leading_node(config, stats)
     turns = []
@@ -120,7 +122,8 @@ def bursts(redis: RedisServer, workdir: Path, count: int, runs: int, stats: Time
         turns.append(time.perf_counter() - started)
         redis.client.delete("bench")  # the queue: keep Redis's memory flat between bursts
     node.factory.close()
-    return statistics.median(turns)
+    redis.client.flushdb()  # the next round starts from the same empty Redis
+    return turns
 
 
 class Before(TimedStats):
@@ -131,16 +134,20 @@ class Before(TimedStats):
         self.took_s.append(time.perf_counter() - started)
 
 
-def compare(redis: RedisServer, workdir: Path, count: int, runs: int) -> None:
+def compare(redis: RedisServer, workdir: Path, count: int, runs: int, rounds: int) -> None:
+    """Both variants in alternating rounds (B A, A B, B A...), each from an empty Redis, so
+    neither always runs second; the ratio is of the medians over every round."""
     after, before = TimedStats(), Before()
-    # Turn times on a shared machine move by tens of ms between runs; the direct timing of
-    # dispatched() below is the figure to trust, the before/after ratio its sanity check.
-    before_s = bursts(redis, workdir, count, runs, before)
-    after_s = bursts(redis, workdir, count, runs, after)
+    turns: dict[str, list[float]] = {"before": [], "after": []}
+    for index in range(rounds):
+        order = [("before", before), ("after", after)]
+        for label, stats in order if index % 2 == 0 else order[::-1]:
+            turns[label] += bursts(redis, workdir, count, runs, stats, f"{label}-{index}")
     fired = after.snapshot().fires.get("enqueued", 0)
-    assert fired == count * runs, f"fired {fired}, expected {count * runs}"
+    assert fired == count * runs * rounds, f"fired {fired}, expected {count * runs * rounds}"
+    before_s, after_s = statistics.median(turns["before"]), statistics.median(turns["after"])
     stat_s = statistics.median(after.took_s)
-    print(f"burst of {count} fires, median of {runs} bursts each:")
+    print(f"burst of {count} fires, median of {runs * rounds} bursts each ({rounds} rounds):")
     print(f"  turn with NodeStats:          {after_s * 1000:8.1f} ms")
     ratio, share = after_s / before_s, stat_s / after_s
     print(f"  turn with the stub (before):  {before_s * 1000:8.1f} ms  (after/before {ratio:.3f})")
@@ -168,13 +175,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=4, help="bursts per variant (at most 5)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of both")
     parser.add_argument("--scrape-jobs", type=int, default=100_000)
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="scheduler-metrics-"))
     procs = Procs(workdir / "logs")
     try:
         redis = RedisServer(procs, workdir / "redis")
-        compare(redis, workdir, args.n, max(1, min(args.runs, math.floor(50 / STEP_S))))
+        runs = max(1, min(args.runs, math.floor(50 / STEP_S)))
+        compare(redis, workdir, args.n, runs, max(1, args.rounds))
         scrape(redis, workdir, args.scrape_jobs, 5)
     finally:
         procs.stop_all()
