@@ -32,25 +32,9 @@ from scheduler.engine import Due
 from scheduler.exposition import metrics_registry
 from scheduler.metrics import NodeStats
 from scheduler.node import Node
+from tests.clocks import ManualClock
 
 STEP_S = 10
-
-
-class Clock:
-    """Wall and monotonic time that move only when told (starts at the real time)."""
-
-    def __init__(self) -> None:
-        self.wall_s, self.mono_s = time.time(), 100.0
-
-    def time(self) -> float:
-        return self.wall_s
-
-    def monotonic(self) -> float:
-        return self.mono_s
-
-    def advance(self, seconds: float) -> None:
-        self.wall_s += seconds
-        self.mono_s += seconds
 
 
 class TimedStats(NodeStats):
@@ -87,8 +71,8 @@ def write_config(path: Path, redis_url: str, namespace: str, count: int, jobs_ma
     return path
 
 
-def leading_node(config: Path, stats: NodeStats | None = None) -> tuple[Node, Clock]:
-    clock = Clock()
+def leading_node(config: Path, stats: NodeStats | None = None) -> tuple[Node, ManualClock]:
+    clock = ManualClock(time.time())  # near the real time: Redis TIME fences the claims
     node = Node(load_config(config), "bench", clock)
     if stats is not None:  # counting per job as with the listener on (it calls follow)
         node.stats = stats
