@@ -86,6 +86,11 @@ class SchedulerSettings(Strict):
     # Per-job metric series (next fire, last success, ...) for at most this many jobs; the
     # totals are always exported, so 100,000 jobs do not make 100,000 series per metric.
     metrics_jobs_max: int = Field(default=1000, ge=0, le=1_000_000)
+    # Where workers keep task results (Celery's result_backend): empty means the state Redis;
+    # "db+sqlite:///path" or another SQLAlchemy URL keeps them in a database. Results expire
+    # after result_expires, so a job that runs every second does not fill the store.
+    result_backend: str = ""
+    result_expires: timedelta = timedelta(days=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 

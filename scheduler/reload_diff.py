@@ -6,7 +6,8 @@ Each `[scheduler]` key is one of three kinds for a running node:
 - read only at start (where state and the broker live, the lease's length, the secrets, the
   HTTP listener, the message options): a reload keeps the running value and says which keys
   wait for a restart, in the log and in `scheduler status`;
-- read by the workers, not the node (history retention): they take it when they restart.
+- read by the workers, not the node (history retention, result store): they take it when
+  they restart.
 
 A key that is added to the settings model must be placed in one of these sets; a test checks
 that every field is.
@@ -46,7 +47,7 @@ NEEDS_RESTART = frozenset(
         "broker_transport_options",
     }
 )
-READ_BY_WORKERS = frozenset({"history_max", "history_ttl"})
+READ_BY_WORKERS = frozenset({"history_max", "history_ttl", "result_backend", "result_expires"})
 
 
 @dataclass(frozen=True, slots=True)

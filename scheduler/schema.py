@@ -121,6 +121,9 @@ _DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
         'port" (a bare port listens on loopback only); off when empty.',
         "metrics_jobs_max": "Per-job metric series for at most this many jobs; the totals "
         "are always exported.",
+        "result_backend": "Where workers keep task results (Celery's result_backend): empty "
+        'means the state Redis; "db+sqlite:///path" or another SQLAlchemy URL for a database.',
+        "result_expires": "Workers' task results are deleted after this long.",
     },
     JobTable: {
         "task": "The Celery task name: the scheduler sends it by name, never imports it.",
