@@ -6,10 +6,11 @@ Both sides use it: the scheduler writes these into every message, the worker hoo
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from functools import lru_cache
-from hashlib import sha1
+from hashlib import sha1, sha256
 
 HEADER_JOB = "scheduler_job"
 HEADER_SLOT = "scheduler_slot"
@@ -20,6 +21,10 @@ HEADER_SIGNATURE = "scheduler_signature"
 # fires of the schedule itself.
 HEADER_KIND = "scheduler_kind"
 FIRE_KINDS = ("scheduled", "manual", "backfill", "catchup")
+# The fingerprint of the job's definition that sent the fire (`job_hash`): a worker running a
+# built-in task (shell, http) from its own copy of the config refuses a message whose job it
+# does not know or knows differently, so access to the broker never injects a command.
+HEADER_JOB_HASH = "scheduler_job_hash"
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
@@ -50,3 +55,10 @@ def manual_task_id(namespace: str, job: str, slot: str, sequence: int) -> str:
     """The task id of an operator's `trigger`: "/manual/<n>" after the slot, so it can never
     equal the id of a scheduled (or backfilled) fire of the same slot, nor of another trigger."""
     return task_id_of_text(namespace, job, f"{slot}/manual/{sequence}")
+
+
+def job_hash(fingerprint: object) -> str:
+    """16 hex digits of SHA-256 over a job's fingerprint (JobSpec.fingerprint()) as canonical
+    JSON: equal on every host that reads the same definition."""
+    text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return sha256(text.encode()).hexdigest()[:16]
