@@ -41,3 +41,15 @@ def count_errors(path: str) -> int:
     # Logs are not always clean UTF-8; a bad byte must not fail the count.
     with log_file.open(encoding="utf-8", errors="replace") as lines:
         return sum(1 for line in lines if "ERROR" in line)
+
+
+@task("jobs.examples.add")
+def add(x: float, y: float) -> float:
+    """x + y: the first step of the chain example ``(4 + 4) * 8``."""
+    return x + y
+
+
+@task("jobs.examples.mul")
+def mul(x: float, y: float) -> float:
+    """x * y: a chain's next step gets the previous result as `x`."""
+    return x * y
