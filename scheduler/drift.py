@@ -24,13 +24,21 @@ from scheduler.quarantine import names
 Fingerprint = Mapping[str, Any]
 Fingerprints = Mapping[str, Fingerprint]
 
-SCHEDULE_KINDS = ("cron", "every", "at")
+SCHEDULE_KINDS = ("cron", "every", "at", "calendar")
 # Fingerprint fields in seconds, and the config key each one is written as.
-_SECONDS_FIELDS = {"misfire_grace_s": "misfire_grace", "alert_after_s": "alert_after"}
+_SECONDS_FIELDS = {
+    "misfire_grace_s": "misfire_grace", "alert_after_s": "alert_after", "expires_s": "expires",
+    "soft_time_limit_s": "soft_time_limit", "time_limit_s": "time_limit", "jitter_s": "jitter",
+    "timeout_s": "timeout", "retry_delay_s": "retry_delay",
+}  # fmt: skip
 # The order fields are shown in, as a job table is usually written.
 _FIELD_ORDER = (
-    "task", "schedule", "timezone", "start", "args", "kwargs", "queue", "catchup",
-    "misfire_grace_s", "overlap", "alert_after_s", "alert_task", "alert_webhook",
+    "task", "chain", "group", "command", "cwd", "env", "timeout_s", "user", "http",
+    "schedule", "timezone", "start", "end", "max_runs", "jitter_s", "enabled", "args",
+    "kwargs", "queue", "routing_key", "exchange", "priority", "headers", "expires_s",
+    "soft_time_limit_s", "time_limit_s", "ignore_result", "retries", "retry_delay_s",
+    "retry_backoff", "catchup", "misfire_grace_s", "overlap", "alert_after_s", "alert_task",
+    "alert_webhook",
 )  # fmt: skip
 
 

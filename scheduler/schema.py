@@ -22,8 +22,15 @@ from pydantic_core import core_schema
 
 from scheduler.config import SchedulerSettings
 from scheduler.durations import MAX_DURATION, format_duration
-from scheduler.jobspec import JOB_NAME
+from scheduler.jobspec import ACTIONS, JOB_NAME
 from scheduler.jobspec import _JobTable as JobTable
+from scheduler.jobspec_options import (
+    CELERY_HEADERS,
+    HTTP_METHODS,
+    MAX_RETRIES,
+    MAX_STEPS,
+    OUR_HEADER_PREFIX,
+)
 
 DIALECT = "http://json-schema.org/draft-07/schema#"
 
@@ -32,7 +39,7 @@ DIALECT = "http://json-schema.org/draft-07/schema#"
 DURATION_PATTERN = r"^\s*([0-9]+(\.[0-9]+)?|([0-9]+(\.[0-9]+)? *([mM][sS]|[sSmMhHdDwW]) *)+)\s*$"
 DURATION_EXAMPLES = ("90s", "1h30m", "500ms", "2d")
 JOB_NAME_PATTERN = f"^{JOB_NAME.pattern}$"
-TRIGGERS = ("cron", "every", "at")
+TRIGGERS = ("cron", "every", "at", "calendar")
 
 
 def duration_schema(minimum_s: float = 0, *, whole: bool = False) -> JsonSchemaValue:
@@ -61,6 +68,59 @@ _INSTANT: JsonSchemaValue = {
     "examples": ["2026-12-01T09:00:00+01:00", "2026-12-01T09:00:00"],
 }
 
+
+def _step(compose: str) -> JsonSchemaValue:
+    properties: dict[str, JsonSchemaValue] = {
+        "task": {"type": "string", "minLength": 1},
+        "args": {"type": "array"},
+        "kwargs": {"type": "object"},
+    }
+    if compose == "chain":
+        properties["immutable"] = {"type": "boolean"}
+    return {
+        "type": "object",
+        "required": ["task"],
+        "properties": properties,
+        "additionalProperties": False,
+    }
+
+
+def _steps(compose: str) -> JsonSchemaValue:
+    return {"type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": _step(compose)}
+
+
+_HEADERS: JsonSchemaValue = {
+    "type": "object",
+    # Draft 4 has no propertyNames: refused names as a pattern and a list of required keys.
+    "patternProperties": {f"^{OUR_HEADER_PREFIX}": {"not": {}}},
+    "not": {"anyOf": [{"required": [name]} for name in sorted(CELERY_HEADERS)]},
+}
+_HTTP: JsonSchemaValue = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "method": {"enum": list(HTTP_METHODS), "default": "GET"},
+        "url": {
+            "type": "string",
+            "pattern": "^https?://",
+            "examples": ["https://example.com/hook"],
+        },
+        "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        "json": {},
+        "timeout": {**duration_schema(1), "default": "10s"},
+        "expect": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "integer", "minimum": 100, "maximum": 599},
+        },
+    },
+    "additionalProperties": False,
+}
+_EXPIRES: JsonSchemaValue = {
+    "anyOf": [*duration_schema(1)["anyOf"], {"enum": ["next"]}],
+    "examples": ["30s", "5m", "next"],
+}
+
 # Shapes the annotations do not tell (the job table keeps the raw TOML types it accepts).
 _SHAPES: dict[type[BaseModel], dict[str, JsonSchemaValue]] = {
     SchedulerSettings: {
@@ -82,6 +142,27 @@ _SHAPES: dict[type[BaseModel], dict[str, JsonSchemaValue]] = {
         "alert_after": duration_schema(1),
         "at": _INSTANT,
         "start": _INSTANT,
+        "calendar": {"type": "object"},
+        "routing_key": {"type": "string", "minLength": 1},
+        "exchange": {"type": "string", "minLength": 1},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 9},
+        "headers": _HEADERS,
+        "expires": _EXPIRES,
+        "soft_time_limit": duration_schema(1),
+        "time_limit": duration_schema(1),
+        "jitter": duration_schema(),
+        "end": _INSTANT,
+        "max_runs": {"type": "integer", "minimum": 1},
+        "chain": _steps("chain"),
+        "group": _steps("group"),
+        "command": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        "cwd": {"type": "string", "pattern": "^/"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "timeout": duration_schema(1),
+        "user": {"type": "string", "minLength": 1},
+        "http": _HTTP,
+        "retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
+        "retry_delay": duration_schema(),
     },
 }
 
@@ -147,6 +228,39 @@ _DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
         "(at least 1s); off when left out.",
         "alert_task": "This job's alert task, instead of [scheduler] alert_task.",
         "alert_webhook": "This job's alert webhook, instead of [scheduler] alert_webhook.",
+        "calendar": "Calendar rules (a table; see the docs), counted from start, which it "
+        "needs. One of cron, every, at, calendar.",
+        "routing_key": "Routing key the message is published with (default: the queue "
+        "name); with exchange, where a broker's bindings route it.",
+        "exchange": "Exchange the message is published to (default: the queue's own).",
+        "priority": "Message priority 0-9 (9 first); on RabbitMQ the queue needs "
+        "x-max-priority, on Redis workers read priority sub-queues.",
+        "headers": "Extra message headers (JSON values); never scheduler_* or Celery's own.",
+        "expires": 'A duration after the slot, or "next" (the job\'s next slot): a worker '
+        "discards the message once it has expired.",
+        "soft_time_limit": "Celery's soft time limit (SoftTimeLimitExceeded in the task); "
+        "shorter than time_limit.",
+        "time_limit": "Celery's hard time limit: the worker kills a task running longer.",
+        "ignore_result": "Ask the worker not to store the task's result.",
+        "jitter": "Delay each fire by a random amount up to this (shorter than the interval).",
+        "end": "No slot after this instant.",
+        "max_runs": "Only the first max_runs slots from start (which it needs).",
+        "enabled": "false: the job is kept and listed but never fired.",
+        "chain": "Tasks run one after another, each given the previous result (Celery's "
+        "chain); steps { task, args, kwargs, immutable }. Instead of task.",
+        "group": "Tasks sent together (Celery's group); steps { task, args, kwargs }. "
+        "Instead of task.",
+        "command": "A program and its arguments run by the workers' jobs.builtin.shell, "
+        "without a shell. Instead of task.",
+        "cwd": "Working directory of a command job (an absolute path).",
+        "env": "Environment variables added for a command job.",
+        "timeout": "A command job's process is killed after this long.",
+        "user": "The user a command job runs as.",
+        "http": "An HTTP request the workers' jobs.builtin.http sends: { method, url, "
+        "headers, json, timeout, expect }. Instead of task.",
+        "retries": "How often a command or http job is retried after a failure (0-100).",
+        "retry_delay": "Delay before a command or http job's retry.",
+        "retry_backoff": "Double retry_delay after each retry.",
     },
 }
 
@@ -215,16 +329,27 @@ def table_schema(model: type[BaseModel], description: str) -> JsonSchemaValue:
 
 
 def job_schema() -> JsonSchemaValue:
-    """A [jobs.NAME] table: exactly one trigger; `start` only beside `every`."""
+    """A [jobs.NAME] table: exactly one trigger and one action; `start` beside `every` or
+    `calendar`, or beside `max_runs`, which needs it."""
     job = table_schema(
         JobTable,
-        "One job: a Celery task and exactly one of cron, every, at.",
+        "One job: exactly one of task, command, http, chain, group, and exactly one of "
+        "cron, every, at, calendar.",
     )
-    no_start = {"not": {"required": ["start"]}}
-    job["oneOf"] = [
-        {"required": ["cron"], **no_start},
+    start_only_with_max_runs = {
+        "anyOf": [{"not": {"required": ["start"]}}, {"required": ["max_runs"]}]
+    }
+    triggers = [
+        {"required": ["cron"], **start_only_with_max_runs},
         {"required": ["every"]},
-        {"required": ["at"], **no_start},
+        {"required": ["at"], **start_only_with_max_runs},
+        {"required": ["calendar", "start"]},
+    ]
+    actions = [{"required": [action]} for action in ACTIONS]
+    job["allOf"] = [
+        {"oneOf": triggers},
+        {"oneOf": actions},
+        {"anyOf": [{"not": {"required": ["max_runs"]}}, {"required": ["start"]}]},
     ]
     job["x-taplo"] = {"initKeys": ["task"]}
     return job
