@@ -41,6 +41,8 @@ DETAIL_MAX_CHARS = 500
 RECEIVED_QUIET_S = 30.0
 # Where on_prerun leaves the run's start (time.monotonic()) on the task's request.
 STARTED_ATTR = "scheduler_started_monotonic"
+# Where a task leaves its report's detail (the built-in tasks: exit code, output tails).
+DETAIL_ATTR = "scheduler_report_detail"
 
 __all__ = ["OutcomeRecorder", "ScheduledRun", "install", "scheduled_run"]
 
@@ -92,7 +94,15 @@ def install(
         request = getattr(task, "request", None)
         started = getattr(request, STARTED_ATTR, None)
         elapsed = time.monotonic() - started if isinstance(started, float) else None
-        recorder.record(run, event, detail, duration_s=elapsed, worker=_worker(request))
+        output = getattr(request, DETAIL_ATTR, None)
+        recorder.record(
+            run,
+            event,
+            detail,
+            duration_s=elapsed,
+            worker=_worker(request),
+            output=output if isinstance(output, str) else None,
+        )
 
     ticks = clock or SystemClock()
     quiet_until = [0.0]  # no "received" reports until then: the last one failed
@@ -161,6 +171,8 @@ def error_line(reason: object) -> str | None:
         lines = str(reason).strip().splitlines()
         name = type(reason).__name__
         text = f"{name}: {lines[0].strip()}" if lines else name
+        if lines and getattr(reason, "report_plainly", False):
+            text = lines[0].strip()  # a built-in task's "exit 3: ...": the type says nothing
     else:
         lines = str(reason).strip().splitlines()
         text = lines[0].strip() if lines else ""

@@ -119,9 +119,11 @@ class OutcomeRecorder:
         *,
         duration_s: float | None = None,
         worker: str | None = None,
+        output: str | None = None,
     ) -> bool:
         """Record event `outcome` of `run`; `detail` is a failure's "Type: first line",
-        `duration_s` how long a finished run took, `worker` who ran it (default: this host).
+        `duration_s` how long a finished run took, `worker` who ran it (default: this host),
+        `output` the run's own account (a built-in task's exit code and output tails).
         Whether Redis took it (a failure is logged, never raised)."""
         try:
             client = self._redis.client()  # a new one after a fork: so is the writer
@@ -136,6 +138,7 @@ class OutcomeRecorder:
                 worker=worker or _current_worker(),
                 duration_s=duration_s,
                 error=detail,
+                detail=output,
                 retention=self._retention,
             )
         except Exception:

@@ -57,6 +57,8 @@ class WorkerEvent:
     error: str | None = None
     # The stream id's sequence: a fast task's started and succeeded share one millisecond.
     entry_seq: int = 0
+    # What the run said of itself (built-in tasks: exit code or status, output), multi-line.
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ def fire_row(
         "attempts": len(started),
         "worker": worker,
         "error": newest.error if newest is not None and outcome in ("failed", "retried") else None,
+        "detail": finished.detail if finished is not None else None,
         "token": entry.token,
     }
 
@@ -211,9 +214,9 @@ def _blank(job: str, kind: str, at_ms: int) -> dict[str, Any]:
     return {
         "job": job, "kind": kind, "slot": None, "task_id": None, "enqueued_at": None,
         "lateness_s": None, "outcome": None, "started_at": None, "duration_s": None,
-        "attempts": None, "worker": None, "error": None, "reason": None, "first": None,
-        "last": None, "count": None, "open": None, "token": None, "at": instant_text(at_ms),
-        "at_ms": at_ms,
+        "attempts": None, "worker": None, "error": None, "detail": None, "reason": None,
+        "first": None, "last": None, "count": None, "open": None, "token": None,
+        "at": instant_text(at_ms), "at_ms": at_ms,
     }  # fmt: skip
 
 
@@ -233,4 +236,10 @@ def detail(row: Mapping[str, Any]) -> str | None:
         gap = ", still open" if row.get("open") else ""
         return f"{row['reason']}{more}{gap}"
     error = row.get("error")
-    return str(error) if error is not None else row.get("reason")
+    if error is not None:
+        return str(error)
+    output = row.get("detail")
+    if output:  # a built-in task's success: its first line ("exit 0 in 0.004s")
+        return str(output).splitlines()[0]
+    reason = row.get("reason")
+    return str(reason) if reason is not None else None

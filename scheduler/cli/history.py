@@ -224,7 +224,12 @@ def _slot(slot_s: int) -> str:
 
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key != "at_ms"}
+    # "detail" only where a run gave one (built-in tasks), so other rows keep their shape.
+    return {
+        key: value
+        for key, value in row.items()
+        if key != "at_ms" and (key != "detail" or value is not None)
+    }
 
 
 def _cells(row: dict[str, Any]) -> dict[str, Any]:
@@ -298,6 +303,7 @@ def _show_text(record: dict[str, Any]) -> str:
         table([_cells(row) for row in record["fires"]], FIRE_COLUMNS)
         if record["fires"]
         else "  (none yet)",
+        *_output_lines(record["fires"]),
         "",
         "missed and skipped:",
         table([_cells(row) for row in record["missed"]], MISSED_COLUMNS)
@@ -305,6 +311,16 @@ def _show_text(record: dict[str, Any]) -> str:
         else "  (none)",
     ]
     return "\n".join(lines)
+
+
+def _output_lines(fires: list[dict[str, Any]]) -> list[str]:
+    """The newest fire's own account of its run (a built-in task's exit code and output),
+    indented under the table; nothing for tasks that give none."""
+    newest = next((row for row in fires if row.get("detail")), None)
+    if newest is None:
+        return []
+    head = f"output of {newest['slot']} ({newest['outcome']}):"
+    return ["", head, *(f"  {line}" for line in str(newest["detail"]).splitlines())]
 
 
 def _quarantine_text(found: dict[str, Any] | None) -> str | None:

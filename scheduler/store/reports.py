@@ -44,6 +44,8 @@ EVENTS = ("received", "started", "succeeded", "failed", "retried")
 EXACT_CAP_BELOW = 100
 # A worker's report fields are short; longer ones are cut before they are written.
 _FIELD_CHARS = 500
+# Except a run's detail (a built-in task's exit code and 2 KiB tails of stdout and stderr).
+DETAIL_CHARS = 5000
 _CHUNK = 1000
 
 
@@ -74,10 +76,12 @@ class ReportWriter:
         worker: str = "",
         duration_s: float | None = None,
         error: str | None = None,
+        detail: str | None = None,
         retention: Retention = Retention(),  # frozen: one shared default is safe
     ) -> list[str]:
-        """Record one event; the keys left alone because they hold another type (the script
-        still writes the others). One round trip."""
+        """Record one event (`error`: a failure's line; `detail`: what the run said of itself,
+        multi-line); the keys left alone because they hold another type (the script still
+        writes the others). One round trip."""
         if event not in EVENTS:
             raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
         keys = self._keys
@@ -86,7 +90,7 @@ class ReportWriter:
             job, event, slot[:_FIELD_CHARS], task_id[:_FIELD_CHARS], kind[:_FIELD_CHARS],
             worker[:_FIELD_CHARS], "" if duration_s is None else f"{duration_s:.3f}",
             (error or "")[:_FIELD_CHARS], cap, max(1, int(retention.ttl.total_seconds() * 1000)),
-            "=" if cap < EXACT_CAP_BELOW else "~",
+            "=" if cap < EXACT_CAP_BELOW else "~", (detail or "")[:DETAIL_CHARS],
         ]  # fmt: skip
         with redis_errors("recording a worker report"):
             skipped = self._script(
@@ -326,6 +330,7 @@ def _worker_event(
         worker=_value(fields, "worker") or "",
         duration_s=duration_s,
         error=_value(fields, "error") or None,
+        detail=_value(fields, "detail") or None,
     )
 
 

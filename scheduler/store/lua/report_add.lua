@@ -4,7 +4,8 @@
 -- ARGV[1] job, ARGV[2] event (received|started|succeeded|failed|retried), ARGV[3] slot (the
 -- header's ISO text), ARGV[4] task id, ARGV[5] kind, ARGV[6] worker, ARGV[7] duration_s
 -- ('' = none), ARGV[8] error ('' = none), ARGV[9] history_max, ARGV[10] history_ttl in ms,
--- ARGV[11] '=' (exact) or '~' (approximate) MAXLEN.
+-- ARGV[11] '=' (exact) or '~' (approximate) MAXLEN, ARGV[12] detail ('' or absent = none):
+-- what the run said of itself (a built-in task's exit code and output), in the stream only.
 --
 -- The stream keeps at most history_max entries (a few more with '~') and none older than Redis
 -- TIME minus history_ttl: retention runs on Redis's clock, whatever the worker's says.
@@ -40,6 +41,10 @@ if usable(KEYS[1], 'stream') then
   if ARGV[8] ~= '' then
     fields[#fields + 1] = 'error'
     fields[#fields + 1] = ARGV[8]
+  end
+  if ARGV[12] and ARGV[12] ~= '' then
+    fields[#fields + 1] = 'detail'
+    fields[#fields + 1] = ARGV[12]
   end
   redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[11], ARGV[9], '*', unpack(fields))
   local oldest = now_ms - tonumber(ARGV[10])
