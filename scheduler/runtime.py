@@ -20,18 +20,14 @@ from typing import Any, Literal
 
 from scheduler.config import Config
 from scheduler.durations import shown
-from scheduler.jobspec import JOB_NAME, JobSpec, build_job
-from scheduler.triggers import AtTrigger, EveryTrigger
+from scheduler.jobspec import JOB_NAME, SCHEDULE_KINDS, JobSpec, _JobTable, build_job
 
 # What error lines name as the "file" of a runtime job: "runtime: jobs.x.cron: ...".
 RUNTIME_PATH = Path("runtime")
 Source = Literal["config", "runtime"]
 # The keys of a stored job table, as a config writes them.
-TABLE_KEYS = (
-    "task", "cron", "every", "at", "timezone", "args", "kwargs", "queue", "catchup",
-    "misfire_grace", "start", "overlap", "alert_after", "alert_task", "alert_webhook",
-)  # fmt: skip
-SCHEDULE_KEYS = ("cron", "every", "at")
+TABLE_KEYS = tuple(_JobTable.model_fields)
+SCHEDULE_KEYS = SCHEDULE_KINDS
 # No table an operator writes comes near this; a longer value is reported, never parsed.
 MAX_TABLE_BYTES = 64 * 1024
 _SHOWN_CHARS = 60
@@ -168,11 +164,13 @@ def normalized(table: Mapping[str, Any], spec: JobSpec) -> dict[str, Any]:
     """The table to store: `at` and `start` as ISO 8601 instants with their offset (read in
     the job's zone when written without one), so the stored job means the same everywhere."""
     result = dict(table)
-    trigger = spec.trigger
-    if isinstance(trigger, AtTrigger):
-        result["at"] = trigger.at.astimezone(spec.timezone).isoformat()
-    if isinstance(trigger, EveryTrigger) and "start" in result:
-        result["start"] = trigger.start.astimezone(spec.timezone).isoformat()
+    # From the spec, not its trigger: an `end` or `max_runs` wraps the trigger.
+    if spec.kind == "at":
+        result["at"] = datetime.fromisoformat(spec.schedule).astimezone(spec.timezone).isoformat()
+    if spec.start is not None and "start" in result:
+        result["start"] = spec.start.astimezone(spec.timezone).isoformat()
+    if spec.end is not None and "end" in result:
+        result["end"] = spec.end.astimezone(spec.timezone).isoformat()
     return result
 
 
