@@ -15,7 +15,7 @@ from functools import lru_cache
 from scheduler.errors import InvalidSchedule
 from scheduler.triggers.cron import fields as f
 from scheduler.triggers.cron.days import CALENDAR_CYCLE_DAYS, DayRule
-from scheduler.triggers.cron.hashed import job_crc, resolve_hashes
+from scheduler.triggers.cron.hashed import resolve_hashes
 from scheduler.triggers.cron.times import TimesOfDay
 
 MACROS = {
@@ -143,8 +143,9 @@ def resolve_text(text: str, job_name: str) -> str:
         return words[0]
     fields = split_fields(text)
     specs = _SPECS_5 if len(fields) == 5 else _SPECS_6
-    crc = job_crc(job_name)
-    return " ".join(resolve_hashes(t, spec, crc) for t, spec in zip(fields, specs, strict=True))
+    return " ".join(
+        resolve_hashes(t, spec, job_name) for t, spec in zip(fields, specs, strict=True)
+    )
 
 
 def parse_cron(text: str) -> CronExpression:
@@ -189,7 +190,8 @@ def _refuse_if_never_fires(days: DayRule) -> None:
         return
     dom, dow = days.day_of_month, days.day_of_week
     named = sorted(dom.days | dom.nearest_weekdays)
-    if days.either or dom.last_day or not named or dow.weekdays != frozenset(range(7)):
+    special = dom.last_day or dom.last_weekday
+    if days.either or special or not named or dow.weekdays != frozenset(range(7)):
         raise InvalidSchedule("expression never fires")
     # Only the day-of-month numbers can be at fault: they exceed every chosen month.
     words = [_MONTH_WORDS[m - 1] for m in days.months]
