@@ -155,7 +155,7 @@ def test_wildcard_flag(text: str, wildcard: bool) -> None:
         ("JAN * * * *", 'minute field: cannot read "JAN"'),
         ("L * * * *", 'minute field: cannot read "L"'),
         ("0 0 * L *", 'unknown month name "L"'),
-        ("0 0 LW * *", 'day-of-month field: cannot read "LW"'),
+        ("0 0 WL * *", 'day-of-month field: cannot read "WL"'),  # LW reads since issue 12
         ("0 0 5L * *", 'day-of-month field: cannot read "5L"'),
         ("0 0 32W * *", "day-of-month 32 is out of range 1-31"),
         ("0 0 * * L", 'day-of-week field: "L" needs a weekday before it, as in "5L"'),

@@ -27,6 +27,8 @@ def _job(name: str, **table: object) -> JobSpec:
         ("30 8 * * MON#2", "At 08:30, on the second Monday of the month"),
         ("0 0 L * *", "At 00:00, on the last day of the month"),
         ("0 12 15W * *", "At 12:00, on the weekday nearest day 15 of the month"),
+        ("0 18 LW * *", "At 18:00, on the last weekday of the month"),
+        ("0 18 LW * MON", "At 18:00, on the last weekday of the month, or on Monday"),
         ("*/10 * * * * *", "Every 10 seconds"),
         # Either day field may match: the library's wording is ours.
         ("0 0 1,15 * MON", "At 00:00, on day 1 and 15 of the month, or on Monday"),

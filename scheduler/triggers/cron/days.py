@@ -170,11 +170,14 @@ class DayRule:
         return best
 
     def _special_days(self, length: int, weekday_of_1st: int) -> frozenset[int]:
-        """This month's days named by ``L`` and ``nW``."""
+        """This month's days named by ``L``, ``LW`` and ``nW``."""
         dom = self.day_of_month
-        if not dom.last_day and not dom.nearest_weekdays:
+        if not dom.last_day and not dom.last_weekday and not dom.nearest_weekdays:
             return frozenset()
         days = {length} if dom.last_day else set()
+        if dom.last_weekday:
+            # The weekday nearest the last day, never leaving the month, is the last weekday.
+            days.add(nearest_weekday(length, (weekday_of_1st + length - 1) % 7, length))
         for day in dom.nearest_weekdays:
             if day <= length:  # like a plain day, 31W does not fire in 30-day months
                 days.add(nearest_weekday(day, (weekday_of_1st + day - 1) % 7, length))

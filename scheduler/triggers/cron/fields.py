@@ -5,8 +5,9 @@ Cronie/Vixie semantics: ``*``, ``a``, ``a-b``, ``a-b/n``, ``*/n`` and comma list
 Stricter than cronie in two places: ``a/n`` (a step without a range) and reversed ranges are
 errors rather than guesses.
 
-Extensions beyond cronie (as in Quartz): ``L`` (last day of the month) and ``nW`` (the weekday
-nearest day n, never leaving the month) in day-of-month; ``nL`` (the last weekday n of the month)
+Extensions beyond cronie (as in Quartz): ``L`` (last day of the month), ``LW`` (the last
+weekday, Monday-Friday, of the month) and ``nW`` (the weekday nearest day n, never leaving the
+month) in day-of-month; ``nL`` (the last weekday n of the month)
 and ``n#k`` (the k-th weekday n of the month) in day-of-week.
 """
 
@@ -58,6 +59,7 @@ class DayOfMonth:
 
     days: frozenset[int]  # plain days 1-31
     last_day: bool = False  # "L"
+    last_weekday: bool = False  # "LW": the last Monday-Friday of the month
     nearest_weekdays: frozenset[int] = frozenset()  # "15W" -> 15
 
 
@@ -149,18 +151,20 @@ def parse_field(text: str, spec: FieldSpec) -> frozenset[int]:
 
 
 def parse_day_of_month(text: str) -> DayOfMonth:
-    """The day-of-month field, with ``L`` and ``nW``."""
+    """The day-of-month field, with ``L``, ``LW`` and ``nW``."""
     days: set[int] = set()
     nearest: set[int] = set()
-    last_day = False
+    last_day = last_weekday = False
     for item in split_items(text, DAY_OF_MONTH):
         if item.upper() == "L":
             last_day = True
+        elif item.upper() == "LW":
+            last_weekday = True
         elif item[-1] in "Ww" and len(item) > 1:
             nearest.add(parse_value(item[:-1], DAY_OF_MONTH, item))
         else:
             days.update(_plain_item(item, DAY_OF_MONTH))
-    return DayOfMonth(frozenset(days), last_day, frozenset(nearest))
+    return DayOfMonth(frozenset(days), last_day, last_weekday, frozenset(nearest))
 
 
 def _weekday(token: str, item: str) -> int:
