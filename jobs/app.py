@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from kombu import Exchange, Queue, binding
 
 from jobs.hooks import install
-from jobs.settings import WorkerSettings, load_worker_settings
-from scheduler.connections import kombu_broker, result_backend
+from jobs.settings import QueueDeclaration, WorkerSettings, load_worker_settings
+from scheduler.connections import STATE_SCHEMES, kombu_broker, result_backend
 from scheduler.zones import use_pinned_tzdata
 
 
@@ -22,12 +23,14 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
     broker_url, transport_options = kombu_broker(
         settings.broker_url, dict(settings.broker_transport_options)
     )
-    backend = result_backend(settings.redis_url)
+    # Results go to the state Redis unless the config names another store (e.g. SQLite).
+    backend_url = settings.result_backend or settings.redis_url
+    redis_results = backend_url.split("://", 1)[0] in STATE_SCHEMES
+    backend = result_backend(backend_url) if redis_results else None
     app = Celery(
         "jobs",
         broker=broker_url,
-        # Results go to the state Redis, so operators and tests find them next to the outcomes.
-        backend=backend.url,
+        backend=backend.url if backend is not None else backend_url,
         include=["jobs.examples"],
     )
     app.conf.update(
@@ -37,14 +40,38 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
         accept_content=["json"],
         result_accept_content=["json"],
         broker_transport_options=transport_options,
-        result_backend_transport_options=backend.transport_options,
+        # A job firing every second must not fill the result store: each result expires.
+        result_expires=settings.result_expires,
         # Slots are UTC instants; keep Celery's own timestamps in UTC as well.
         enable_utc=True,
         timezone="UTC",
         # Keep Celery 5's startup reconnection behaviour without its deprecation warning.
         broker_connection_retry_on_startup=True,
     )
-    if backend.use_ssl:
-        app.conf.redis_backend_use_ssl = backend.use_ssl
+    if backend is not None:
+        app.conf.result_backend_transport_options = backend.transport_options
+        if backend.use_ssl:
+            app.conf.redis_backend_use_ssl = backend.use_ssl
+    for declaration in settings.queues:
+        # Known to Celery, so `-Q name` declares it as the scheduler does; a worker started
+        # without -Q still consumes only its default queue.
+        app.amqp.queues.add(kombu_queue(declaration))
     install(app, settings)
     return app
+
+
+def kombu_queue(declaration: QueueDeclaration) -> Queue:
+    """The queue with every binding the config's jobs publish through, and its priorities."""
+    arguments = (
+        {"x-max-priority": declaration.max_priority}
+        if declaration.max_priority is not None
+        else None
+    )
+    return Queue(
+        declaration.name,
+        bindings=[
+            binding(Exchange(exchange, "direct"), routing_key=routing_key)
+            for exchange, routing_key in declaration.bindings
+        ],
+        queue_arguments=arguments,
+    )
