@@ -14,6 +14,7 @@ from scheduler.cli import (
     control,
     daemon,
     history,
+    importing,
     jobs,
     listing,
     plan,
@@ -58,6 +59,13 @@ jobs_app.command("resume")(control.resume)
 jobs_app.command("add")(runtime.jobs_add)
 jobs_app.command("edit")(runtime.jobs_edit)
 jobs_app.command("remove")(runtime.jobs_remove)
+# Migration: schedules users already have, printed as TOML jobs.
+import_app = typer.Typer(
+    help="Print TOML jobs for a celery beat schedule or a crontab.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+import_app.command("beat")(importing.import_beat)
+import_app.command("crontab")(importing.import_crontab)
 
 
 def main() -> None:
