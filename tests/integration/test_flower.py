@@ -157,4 +157,5 @@ def test_flower_finds_a_scheduled_task_by_its_id(cluster: Cluster) -> None:
 
     # The list endpoint has it too, filtered by task name.
     listed = get_json(f"{base}/api/tasks?taskname=jobs.examples.hello&limit=1000")
-    assert listed is not None and listed[task_id]["state"] == "SUCCESS"
+    assert listed is not None
+    assert listed[task_id]["state"] == "SUCCESS"
