@@ -22,12 +22,25 @@ def croniter_note(cron: str, mine: NextSlot, zone: ZoneInfo, since: datetime) ->
         return f"croniter (Airflow, rq-scheduler) cannot read {cron!r}: {exc}"
     if differs is None:
         return None
-    why = (
-        "this project follows cronie across the daylight-saving change"
-        if differs.near_offset_change
-        else "croniter reads this expression differently from cronie"
-    )
+    if differs.near_offset_change:
+        why = "this project follows cronie across the daylight-saving change"
+    elif _star_step_day(cron):
+        why = (
+            "croniter ORs a */n day field with the other day field; cronie ANDs them when "
+            "either starts with *"
+        )
+    else:
+        why = "croniter reads this expression differently from cronie"
     return (
         f"croniter (Airflow, rq-scheduler) fires {shown_slot(differs.theirs, zone)}, this cron "
         f"fires {shown_slot(differs.ours, zone)}: {why}"
     )
+
+
+def _star_step_day(cron: str) -> bool:
+    """Both day fields restrict days and one is written ``*/n`` (or ``*`` with a step)."""
+    fields = cron.split()
+    if len(fields) != 5:
+        return False
+    dom, dow = fields[2], fields[4]
+    return "*" not in (dom, dow) and (dom.startswith("*") or dow.startswith("*"))

@@ -104,7 +104,8 @@ def test_croniter_reading_a_star_step_day_differently_is_noted() -> None:
     # "*/2" with the weekdays, so Friday the 4th fires too.
     assert job_comments(result, "rotate") == (
         "croniter (Airflow, rq-scheduler) fires 2026-12-04T03:00:00+00:00, this cron fires "
-        "2026-12-07T03:00:00+00:00: croniter reads this expression differently from cronie",
+        "2026-12-07T03:00:00+00:00: croniter ORs a */n day field with the other day field; cronie "
+        "ANDs them when either starts with *",
     )
     assert "timezone" not in job_keys(result, "rotate")
 
