@@ -218,6 +218,11 @@ class JobSpec:
             return "command"
         return "http" if self.http is not None else "task"
 
+    @property
+    def plain(self) -> bool:
+        """A task job using none of issue 12's options: today's message and fingerprint."""
+        return self.action == "task" and self.retries == 0 and _has_no_options(self)
+
     def fingerprint(self) -> dict[str, Any]:
         """What makes two nodes agree on this job; feeds the config hash.
 
@@ -242,7 +247,7 @@ class JobSpec:
             "alert_task": self.alert_task,
             "alert_webhook": self.alert_webhook,
         }
-        if plain and self.retries == 0 and _has_no_options(self):
+        if self.plain:
             return found
         return _with_options(self, found)
 

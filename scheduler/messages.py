@@ -13,6 +13,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,10 +31,12 @@ from scheduler.signing import Signer, canonical_body
 from scheduler.triggers import AtTrigger
 from scheduler.wire import (
     HEADER_JOB,
+    HEADER_JOB_HASH,
     HEADER_KIND,
     HEADER_SIGNATURE,
     HEADER_SLOT,
     HEADER_TOKEN,
+    job_hash,
     slot_text,
     task_id,
     task_id_of_text,
@@ -70,7 +73,14 @@ _ID, _SLOT, _TOKEN, _TAG, _SIG = "@@id@@", "@@slot@@", "@@token@@", "@@tag@@", "
 _TASK, _JOB, _QUEUE = "@@task@@", "@@job@@", "@@queue@@"
 _ARGSREPR, _KWARGSREPR, _BODY = "@@argsrepr@@", "@@kwargsrepr@@", "@@body@@"
 _PLACES = (_ID, _ID, _ID, _SLOT, _TOKEN, _TAG, _TASK, _JOB, _QUEUE, _ARGSREPR, _KWARGSREPR, _BODY)
-_PLACEHOLDER = re.compile("(@@(?:id|slot|token|tag|sig|task|job|queue|argsrepr|kwargsrepr|body)@@)")
+_EXPIRES, _GROUP = "@@expires@@", "@@group@@"  # per fire, in the messages of option jobs
+_PLACEHOLDER = re.compile(
+    "(@@(?:id|slot|token|tag|sig|task|job|queue|argsrepr|kwargsrepr|body|expires|group)@@)"
+)
+# The retries of a built-in task (jobs/builtin), read by the worker side.
+HEADER_RETRIES = "scheduler_retries"
+# An expiry of "next" for a fire that has no next slot (an end or max_runs reached).
+_NO_NEXT_SLOT = "9999-12-31T23:59:59+00:00"
 # The third element of a protocol 2 body, as Celery's as_task_v2 writes it for a plain task.
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -148,7 +158,8 @@ class MessageFactory:
         # Messages are always built as kombu's Redis transport writes them: the LPUSH of a
         # same-Redis broker, or an outbox entry that any node can publish to another broker.
         # For a broker that is not Redis, that capture runs against the state's Redis.
-        if broker_url.split("://", 1)[0] in REDIS_SCHEMES or state_url is None:
+        self.redis_broker = broker_url.split("://", 1)[0] in REDIS_SCHEMES
+        if self.redis_broker or state_url is None:
             self._capture_app = self.app
             self.key_prefix = str(transport_options.get("global_keyprefix", ""))
         else:
@@ -161,6 +172,8 @@ class MessageFactory:
         self._by_identity: dict[tuple[str, str, int, int], tuple[object, object, _Template]] = {}
         self._shape: _Template | None = None
         self._by_content: dict[tuple[str, str, str], _Template] = {}
+        self._by_option_job: dict[int, tuple[JobSpec, list[tuple[_Template, str, bytes]]]] = {}
+        self._by_definition: dict[str, list[tuple[_Template, str, bytes]]] = {}
         self._capture_lock = threading.Lock()
         self._tag_prefix = str(uuid.uuid4())[:24]
         self._tags_sent = 0
@@ -189,31 +202,114 @@ class MessageFactory:
         return self._arguments(job, slot_s, OPERATOR_TOKEN, ident, kind)
 
     def _arguments(
-        self, job: JobSpec, slot_s: int, token: str, ident: str, kind: str | None = None
+        self,
+        job: JobSpec,
+        slot_s: int,
+        token: str,
+        ident: str,
+        kind: str | None = None,
+        index: int = 0,
     ) -> dict[str, Any]:
+        """The publish arguments of message `index` of a fire (a group sends one per step)."""
+        task, args, kwargs = job.task, job.args, job.kwargs
+        options: dict[str, Any] = {}
+        if not job.plain:
+            options = self._celery_options(job, slot_s, ident, index)
+            if job.compose is not None:
+                step = job.steps[index]
+                task, args, kwargs = step.task, step.args, step.kwargs
+                ident = member_id(ident, index)
         message = self.app.amqp.as_task_v2(
-            ident, job.task, args=list(job.args), kwargs=dict(job.kwargs), origin="scheduler"
+            ident, task, args=list(args), kwargs=dict(kwargs), origin="scheduler", **options
         )
-        headers = dict(message.headers)
+        # The job's own headers first: Celery's and ours win (the validator refuses clashes).
+        headers = {**job.headers, **message.headers} if job.headers else dict(message.headers)
         headers[HEADER_JOB] = job.name
         headers[HEADER_SLOT] = slot_text(slot_s)
         headers[HEADER_TOKEN] = token
         if kind is not None:
             headers[HEADER_KIND] = kind
+        if job.action in ("command", "http"):
+            headers[HEADER_JOB_HASH] = job_hash(job.fingerprint())
+        if job.retries:
+            headers[HEADER_RETRIES] = {
+                "retries": job.retries,
+                "delay_s": job.retry_delay.total_seconds(),
+                "backoff": job.retry_backoff,
+            }
         if self.signer is not None:
-            body = canonical_body(job.args, job.kwargs)
+            body = canonical_body(args, kwargs)
             headers[HEADER_SIGNATURE] = self.signer.sign(
-                job.task, body, job.name, headers[HEADER_SLOT], ident
+                task, body, job.name, headers[HEADER_SLOT], ident
             )
-        return {
+        exchange, routing_key = self._route(job)
+        arguments = {
             "body": message.body,
-            "routing_key": job.queue,
-            "exchange": "",  # Celery also sends to a direct queue through the default exchange
+            "routing_key": routing_key,
+            "exchange": exchange,
             "headers": headers,
             "serializer": "json",
             "delivery_mode": 2,
             **message.properties,
         }
+        if job.priority is not None:
+            arguments["priority"] = job.priority
+        return arguments
+
+    def message_arguments(self, job: JobSpec, slot_s: int, token: int) -> list[dict[str, Any]]:
+        """Every message of a scheduled fire: one, or one per step of a group."""
+        ident = task_id(self.namespace, job.name, slot_s)
+        count = len(job.steps) if job.compose == "group" else 1
+        return [self._arguments(job, slot_s, str(token), ident, index=i) for i in range(count)]
+
+    def operator_message_arguments(
+        self, job: JobSpec, slot_s: int, ident: str, kind: str
+    ) -> list[dict[str, Any]]:
+        """Every message of an operator's fire (see operator_publish_arguments)."""
+        count = len(job.steps) if job.compose == "group" else 1
+        return [
+            self._arguments(job, slot_s, OPERATOR_TOKEN, ident, kind, index=i) for i in range(count)
+        ]
+
+    def _route(self, job: JobSpec) -> tuple[str, str]:
+        """(exchange, routing_key) of the publish. A broker that routes (AMQP) gets the job's
+        exchange and routing key. kombu's Redis transport has no broker-side routing: it
+        would read the bindings workers declared on every publish, and put a message back by
+        its delivery_info when a worker dies; the scheduler pushes to `queue` itself, so the
+        message says exactly that ("" and the queue), and is restored to the same queue."""
+        if self.redis_broker or (job.exchange is None and job.routing_key is None):
+            return "", job.queue
+        return job.exchange or "", job.routing_key or job.queue
+
+    def _celery_options(self, job: JobSpec, slot_s: int, ident: str, index: int) -> dict[str, Any]:
+        """as_task_v2's keyword arguments for the job's options."""
+        options: dict[str, Any] = {}
+        if job.expires is not None:
+            options["expires"] = expiry(job, slot_s)
+        if job.time_limit is not None:
+            options["time_limit"] = job.time_limit.total_seconds()
+        if job.soft_time_limit is not None:
+            options["soft_time_limit"] = job.soft_time_limit.total_seconds()
+        if job.ignore_result:
+            options["ignore_result"] = True
+        if job.compose == "group":
+            options["group_id"] = group_id(self.namespace, job.name, slot_s)
+            options["group_index"] = index
+        if job.compose == "chain" and len(job.steps) > 1:
+            options["chain"] = self._chain_rest(job)
+        return options
+
+    def _chain_rest(self, job: JobSpec) -> list[dict[str, Any]]:
+        """A chain's steps after the first as Celery embeds them: signatures, last first
+        (celery/canvas.py _chain.run; the worker pops the next one off the end)."""
+        return [
+            dict(
+                self.app.signature(
+                    step.task, list(step.args), dict(step.kwargs), immutable=step.immutable
+                )
+            )
+            for step in reversed(job.steps[1:])
+        ]
 
     def redis_push(self, job: JobSpec, slot_s: int, token: int) -> RedisPush:
         """The LPUSH kombu's Redis transport would run for this fire, filled into a template.
@@ -221,6 +317,8 @@ class MessageFactory:
         kombu builds one message, once; every fire fills in what differs (microseconds,
         instead of kombu's ~250 µs). tests/unit/test_messages.py holds the two equal.
         """
+        if not job.plain:
+            return self.redis_pushes(job, slot_s, token)[0]
         template = self.template(job)
         slot = slot_text(slot_s)
         ident = task_id_of_text(self.namespace, job.name, slot)
@@ -234,6 +332,63 @@ class MessageFactory:
         if template.mac is not None:
             fire[_SIG] = Signer.finish(template.mac, job.name, slot, ident)
         return RedisPush(template.key, template.render(fire).encode())
+
+    def redis_pushes(self, job: JobSpec, slot_s: int, token: int) -> list[RedisPush]:
+        """Every LPUSH of a fire: one, or one per step of a group. A job with options has
+        templates of its own (built by kombu once per distinct definition); a fire fills in
+        its identity, and the values that depend on its slot (expiry, group id)."""
+        if job.plain:
+            return [self.redis_push(job, slot_s, token)]
+        templates = self._option_templates(job)
+        slot = slot_text(slot_s)
+        ident = task_id_of_text(self.namespace, job.name, slot)
+        fire = {_SLOT: slot, _TOKEN: str(token), _JOB: name_in_json(job.name)}
+        if job.expires is not None:
+            fire[_EXPIRES] = expiry(job, slot_s)
+        if job.compose == "group":
+            fire[_GROUP] = group_id(self.namespace, job.name, slot_s)
+        pushes = []
+        for index, (template, task, body) in enumerate(templates):
+            values = {**fire, _ID: member_id(ident, index), _TAG: self._delivery_tag()}
+            if self.signer is not None:
+                values[_SIG] = self.signer.sign(task, body, job.name, slot, values[_ID])
+            pushes.append(RedisPush(template.key, template.render(values).encode()))
+        return pushes
+
+    def _option_templates(self, job: JobSpec) -> list[tuple[_Template, str, bytes]]:
+        """The templates of an option job's messages, with what signing each needs (cached
+        by definition: jobs renamed from one table share them)."""
+        known = self._by_option_job.get(id(job))
+        if known is not None and known[0] is job:
+            return known[1]
+        definition = json.dumps(job.fingerprint(), sort_keys=True, default=str)
+        templates = self._by_definition.get(definition)
+        if templates is None:
+            templates = self._by_definition[definition] = self._build_option_templates(job)
+        self._by_option_job[id(job)] = (job, templates)
+        return templates
+
+    def _build_option_templates(self, job: JobSpec) -> list[tuple[_Template, str, bytes]]:
+        built = []
+        for index, arguments in enumerate(self.message_arguments(job, 0, 0)):
+            push = self._capture_push(arguments, job.queue)
+            message = json.loads(push.payload)
+            headers, properties = message["headers"], message["properties"]
+            headers["id"] = headers["root_id"] = properties["correlation_id"] = _ID
+            headers[HEADER_SLOT], headers[HEADER_TOKEN], headers[HEADER_JOB] = _SLOT, _TOKEN, _JOB
+            if job.expires is not None:
+                headers["expires"] = _EXPIRES
+            if job.compose == "group":
+                headers["group"] = _GROUP
+            if self.signer is not None:
+                headers[HEADER_SIGNATURE] = _SIG
+            properties["delivery_tag"] = _TAG
+            pieces = tuple(_PLACEHOLDER.split(json.dumps(message)))
+            step = job.steps[index] if job.compose is not None else None
+            task = step.task if step is not None else job.task
+            args, kwargs = (step.args, step.kwargs) if step is not None else (job.args, job.kwargs)
+            built.append((_Template(push.key, pieces), task, canonical_body(args, kwargs)))
+        return built
 
     def _delivery_tag(self) -> str:
         """Unique per message, as kombu's uuid4 is: a random per-process part and a counter."""
@@ -261,6 +416,8 @@ class MessageFactory:
         """Drop cached templates (after a reload): they hold the old jobs' arguments alive."""
         self._by_identity = {}
         self._by_content = {}
+        self._by_option_job = {}
+        self._by_definition = {}
 
     def _content_template(self, job: JobSpec) -> _Template:
         if self._shape is None:
@@ -312,16 +469,28 @@ class MessageFactory:
 
     def kombu_push(self, job: JobSpec, slot_s: int, token: int) -> RedisPush:
         """The exact LPUSH kombu's Redis transport runs for this fire, built by kombu itself."""
+        return self._capture_push(self.publish_arguments(job, slot_s, token), job.queue)
+
+    def _capture_push(self, arguments: dict[str, Any], queue: str) -> RedisPush:
+        """The LPUSH of one message. Captured on Redis as sent to its queue through the
+        anonymous exchange (kombu's Redis transport would read bindings for any other); a
+        message for a broker that routes says its exchange and routing key in delivery_info,
+        which the outbox's publisher sends it with."""
+        route = arguments["exchange"], arguments["routing_key"]
         with self._capture_lock:  # one capturing channel, shared by the warm-up and the engine
             producer, capture = self._capturing_producer()
             with producer.batch():
-                producer.publish(**self.publish_arguments(job, slot_s, token))
+                producer.publish(**{**arguments, "exchange": "", "routing_key": queue})
             commands, capture.commands = capture.commands, []
         pushes = [args for name, args in commands if name == "lpush"]
         if len(pushes) != 1 or len(commands) != 1:
             raise RuntimeError(f"kombu produced unexpected Redis commands: {commands!r}")
         key, payload = pushes[0]
         body = payload if isinstance(payload, bytes) else str(payload).encode()
+        if route != ("", queue):
+            message = json.loads(body)
+            message["properties"]["delivery_info"].update(exchange=route[0], routing_key=route[1])
+            body = json.dumps(message).encode()
         return RedisPush(self.key_prefix + str(key), body)
 
     def _capturing_producer(self) -> tuple[Producer, _CapturedBatch]:
@@ -342,3 +511,25 @@ class MessageFactory:
         if self._capture_connection is not None:
             self._capture_connection.release()
         self._capture_connection = self._capture_producer = self._capture = None
+
+
+def expiry(job: JobSpec, slot_s: int) -> str:
+    """The `expires` header of a fire (ISO 8601, as Celery writes it): the slot plus the
+    job's expires, or for "next" the job's next slot after this one."""
+    slot = datetime.fromtimestamp(slot_s, UTC)
+    if job.expires == "next":
+        following = job.trigger.next_slot(slot)
+        return _NO_NEXT_SLOT if following is None else following.isoformat()
+    assert isinstance(job.expires, timedelta)
+    return (slot + job.expires).isoformat()
+
+
+def group_id(namespace: str, job: str, slot_s: int) -> str:
+    """The Celery group id of a group job's fire: deterministic in (job, slot)."""
+    return task_id_of_text(namespace, job, f"{slot_text(slot_s)}/group")
+
+
+def member_id(ident: str, index: int) -> str:
+    """The task id of message `index` of a fire: the fire's own id for the first, then
+    uuid5(the fire's id, index), so a repeated fire repeats every id."""
+    return ident if index == 0 else str(uuid.uuid5(uuid.UUID(ident), str(index)))
