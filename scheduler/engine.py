@@ -54,12 +54,13 @@ class Engine:
 
     def _use(self, jobs: Mapping[str, JobSpec]) -> None:
         self.jobs = dict(jobs)
-        self._disabled = {name for name, job in jobs.items() if not getattr(job, "enabled", True)}
-        self._jitter_s = {}
-        for name, job in jobs.items():
-            jitter = getattr(job, "jitter", None)
-            if jitter is not None and int(jitter.total_seconds()) > 1:
-                self._jitter_s[name] = int(jitter.total_seconds())
+        self._disabled = {name for name, job in jobs.items() if not job.enabled}
+        # A jitter below 2 s has a window of one whole second: its delay is always 0.
+        self._jitter_s = {
+            name: int(job.jitter.total_seconds())
+            for name, job in jobs.items()
+            if job.jitter is not None and job.jitter.total_seconds() >= 2
+        }
 
     def load(self, watermarks: Mapping[str, int]) -> None:
         """Start from these watermarks (newest slot handled per job); rebuilds the heap."""

@@ -17,6 +17,7 @@ from scheduler.describe import left_words, passed_words, schedule_words
 from scheduler.jobspec import JobSpec
 from scheduler.store.state import Unreadable
 from scheduler.triggers import CronTrigger
+from scheduler.triggers.bounded import BoundedTrigger, unbounded
 from scheduler.views import next_slots
 from scheduler.wire import slot_text
 
@@ -47,9 +48,24 @@ class JobFacts:
 
 def written_schedule(job: JobSpec) -> str:
     """The schedule as written, with what `H` resolved to when it differs."""
-    if isinstance(job.trigger, CronTrigger) and job.trigger.expression.text != job.schedule:
-        return f"{job.schedule} = {job.trigger.expression.text}"
+    trigger = unbounded(job.trigger)
+    if isinstance(trigger, CronTrigger) and trigger.expression.text != job.schedule:
+        return f"{job.schedule} = {trigger.expression.text}"
     return job.schedule
+
+
+def timing_note(job: JobSpec, has_next: bool) -> str | None:
+    """Why a job fires no more although its schedule would: "disabled" (enabled = false),
+    "ended" (past its end) or "ended (N runs)" (its max_runs slots are past); else None."""
+    if not job.enabled:
+        return "disabled"
+    trigger = job.trigger
+    if has_next or not isinstance(trigger, BoundedTrigger) or not trigger.ends():
+        return None
+    if trigger.stopped_by_runs():
+        runs = trigger.max_runs
+        return f"ended ({runs} run{'' if runs == 1 else 's'})"
+    return "ended"
 
 
 def job_rows(
@@ -59,7 +75,7 @@ def job_rows(
     key's unreadable value lands on every row, a field's on that job's row."""
     rows = []
     for name, (job, source) in jobs.items():
-        upcoming = next_slots(job, utc(now_s), 1)
+        upcoming = next_slots(job, utc(now_s), 1) if job.enabled else []
         next_at = upcoming[0] if upcoming else None
         last = facts.last_fires.get(name)
         quarantine = facts.quarantined.get(name)
@@ -78,6 +94,8 @@ def job_rows(
                 "last_ago_s": None if last is None else round(now_s - last),
                 "outcome": _outcome(name, last, facts),
                 "paused": name in facts.paused,
+                "enabled": job.enabled,
+                "note": timing_note(job, next_at is not None),
                 "quarantined": None
                 if quarantine is None
                 else f"key {quarantine.get('key')} holds {quarantine.get('found')}",
@@ -110,7 +128,8 @@ def human_row(row: Mapping[str, Any]) -> dict[str, Any]:
         "schedule": f"{row['description']} ({row['expression']})",
         "tz": row["timezone"],
         "next": _local(row["next_run"], row["timezone"]),
-        "left": left_words(row["next_in_s"]),
+        # No next run: LEFT says why, when it is a bound (also on the status page).
+        "left": row.get("note") or left_words(row["next_in_s"]),
         "last": _local(row["last_run"], row["timezone"]),
         "passed": passed_words(row["last_ago_s"]),
     }

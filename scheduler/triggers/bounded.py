@@ -92,6 +92,14 @@ class BoundedTrigger:
         """Whether the slots stop at some point (an end or a count of runs)."""
         return self._end_s is not None or self.max_runs is not None
 
+    def stopped_by_runs(self) -> bool:
+        """Whether the last slot is the max_runs-th (not the end, nor the inner schedule's)."""
+        if self.max_runs is None:
+            return False
+        self._upper_s()
+        last_s = self._last_s
+        return last_s is not None and (self._end_s is None or last_s <= self._end_s)
+
     def describe(self) -> str:
         """E.g. ``every 1h from … from 2026-12-01T00:00:00Z until 2027-01-01T00:00:00Z,
         at most 10 runs``."""

@@ -64,3 +64,23 @@ def test_human_cells() -> None:
     assert cells["schedule"] == "Every 30 seconds (30s)"
     assert (cells["next"], cells["left"]) == ("Thu 2026-01-01 00:02:30 UTC", "in 30 s")
     assert (cells["last"], cells["passed"]) == ("Thu 2026-01-01 00:01:48 UTC", "12 s ago")
+
+
+def test_a_disabled_or_ended_job_says_so_where_its_next_run_would_be() -> None:
+    jobs = {
+        "off": (_job("off", every="30s", enabled=False), "config"),
+        "ended": (_job("ended", every="30s", end="2026-01-01T00:01:00Z"), "config"),
+        "ran": (_job("ran", every="30s", start="2026-01-01T00:00:00Z", max_runs=2), "config"),
+        "going": (_job("going", every="30s", end="2026-01-02T00:00:00Z"), "config"),
+    }
+    rows = {row["name"]: row for row in job_rows(jobs, NOW_S, JobFacts())}
+    assert {name: (r["next_run"], r["note"]) for name, r in rows.items()} == {
+        "off": (None, "disabled"),
+        "ended": (None, "ended"),
+        "ran": (None, "ended (2 runs)"),
+        "going": ("2026-01-01T00:02:30+00:00", None),
+    }
+    assert [rows[name]["enabled"] for name in ("off", "ended")] == [False, True]
+    assert [human_row(rows[name])["left"] for name in ("off", "ended", "ran", "going")] == [
+        "disabled", "ended", "ended (2 runs)", "in 30 s",
+    ]  # fmt: skip
