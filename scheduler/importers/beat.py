@@ -82,11 +82,15 @@ def _entry(
     keys += _schedule(app, wanted, entry.get("schedule"), zone, since, comments, warnings)
     if entry.get("relative"):
         comments.append("relative=True (rounding to the interval) is not carried over")
-    for key in ("args", "kwargs"):
-        value = entry.get(key)
+    args, kwargs = entry.get("args") or (), entry.get("kwargs") or {}
+    if not isinstance(args, list | tuple):
+        raise Unsupported(f"args must be a list or tuple, got {type(args).__name__}")
+    if not isinstance(kwargs, Mapping):
+        raise Unsupported(f"kwargs must be a dict, got {type(kwargs).__name__}")
+    for key, value in (("args", list(args)), ("kwargs", dict(kwargs))):
         if value:
             _check_value(value, key)
-            keys.append((key, list(value) if key == "args" else dict(value)))
+            keys.append((key, value))
     options = entry.get("options") or {}
     if not isinstance(options, Mapping):
         raise Unsupported(f"options must be a dict, got {type(options).__name__}")

@@ -137,6 +137,7 @@ def test_what_has_no_equivalent_is_a_comment_and_a_line_and_no_job() -> None:
             "custom": {"task": "t", "schedule": "every day"},
             "nulls": {"task": "t", "schedule": 60, "args": [None]},
             "notask": {"schedule": 60},
+            "textargs": {"task": "t", "schedule": 60, "args": "abc"},
         }
     )
     assert result.jobs == ()
@@ -149,6 +150,7 @@ def test_what_has_no_equivalent_is_a_comment_and_a_line_and_no_job() -> None:
         "crontab, schedule, timedelta and seconds have an equivalent",
         "beat_schedule['nulls']: not imported: args[0] is None, which TOML cannot write",
         "beat_schedule['notask']: not imported: needs a task name, got None",
+        "beat_schedule['textargs']: not imported: args must be a list or tuple, got str",
     )
     assert result.notes == tuple(p.replace("]: not", "] not") for p in result.problems)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from scheduler.importers.crontab import (
     import_crontab,
     parse_line,
 )
-from scheduler.importers.toml_text import render
+from scheduler.importers.toml_text import ImportedJob, ImportResult, render
 from tests.configs import config_file
 
 SINCE = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -169,3 +170,13 @@ def test_a_cron_d_file_sets_the_user_and_loads_as_a_config(tmp_path: Path) -> No
 def test_nothing_to_import() -> None:
     result = import_crontab("# only comments\n\nMAILTO=x\n", "empty", False, SINCE)
     assert result.jobs == ()
+
+
+def test_toml_text_round_trips_what_a_command_can_hold() -> None:
+    command = 'printf "%s\\t%s\\n" a\tb \x01 \x7f — ü \\ "q"'
+    job = ImportedJob("x.y", (("command", ["/bin/sh", "-c", command]),
+                              ("env", {"A.B": "1", "": "2"})))  # fmt: skip
+    text = render(ImportResult(jobs=(job,)))
+    assert tomllib.loads(text) == {
+        "jobs": {"x.y": {"command": ["/bin/sh", "-c", command], "env": {"A.B": "1", "": "2"}}}
+    }
