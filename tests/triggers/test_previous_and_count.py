@@ -11,11 +11,12 @@ from __future__ import annotations
 import random
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from scheduler.clock import utc as at
-from scheduler.triggers import AtTrigger, EveryTrigger, Trigger, count_slots
+from scheduler.triggers import AtTrigger, EveryTrigger, Trigger, calendar_trigger, count_slots
 
 from .helpers import cron, utc
 from .reference import walk_s
@@ -74,6 +75,8 @@ CRON_CASES: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("0 9 15W * *", "UTC", [YEARS_30]),
     ("0 9 1W,31W * *", BERLIN, [YEARS_30]),
     ("0 8 * * 5L", "UTC", [YEARS_30]),
+    ("0 18 LW * *", BERLIN, [YEARS_30]),
+    ("0 18 LW * MON", NY, [YEARS_2]),
     ("0 8 * * MON#2,1#5", LORD_HOWE, [YEARS_30]),
     ("0 0 1,15 * *", "UTC", [YEARS_30]),
     ("0 0 13 * 5", "UTC", [YEARS_30]),  # both day fields: the 13th or a Friday
@@ -92,6 +95,21 @@ EVERY_CASES: list[tuple[int, str, list[tuple[str, str]]]] = [
     (30, "1970-01-01T00:00:00Z", [DAYS["leap-day"]]),
     (7 * 3600, "2026-01-01T01:02:03Z", [YEARS_30]),
     (86_401, "1969-12-31T23:59:58Z", [SINCE_1970, ("9990-01-01", "9999-12-31T23:59:59")]),
+]
+
+# (calendar table, start, zone, windows)
+CALENDAR_CASES: list[tuple[dict[str, object], str, str, list[tuple[str, str]]]] = [
+    ({"weeks": 2, "at": "09:00"}, "2026-01-05", BERLIN, [YEARS_2, YEARS_30]),
+    ({"days": 1, "at": "02:30"}, "2026-01-01", NY, [DAYS["ny-spring"], DAYS["ny-fall"], YEARS_2]),
+    ({"days": 1, "at": "02:15"}, "2026-01-01", LORD_HOWE, [DAYS["howe-spring"], YEARS_2]),
+    ({"days": 1, "at": "00:00"}, "2026-01-01", SANTIAGO, [DAYS["santiago-spring"], YEARS_2]),
+    ({"days": 1, "at": "12:00"}, "2011-12-01", "Pacific/Apia", [DAYS["apia-skips-a-day"]]),
+    ({"days": 3, "at": "02:30"}, "2026-01-01T05:00:00", BERLIN, [DAYS["berlin-spring"], YEARS_2]),
+    ({"months": 1, "at": "12:00"}, "2000-01-31", "UTC", [YEARS_30, SINCE_1970]),
+    ({"months": 7, "at": "01:30"}, "2026-01-31", NY, [YEARS_30]),
+    ({"years": 1}, "2000-02-29", "UTC", [YEARS_30, ("2096-01-01", "2600-01-01")]),
+    ({"years": 3, "at": "23:59:59"}, "1970-12-31", "Asia/Kathmandu", [SINCE_1970]),
+    ({"days": 1}, "9999-12-01", "UTC", [("9999-11-01", "9999-12-31T23:59:59")]),
 ]
 
 
@@ -147,6 +165,15 @@ def test_every_previous_and_count_agree_with_walking(
     every_s: int, start: str, windows: list[tuple[str, str]]
 ) -> None:
     trigger = EveryTrigger(every_s, utc(start))
+    for window in windows:
+        _check(trigger, window)
+
+
+@pytest.mark.parametrize(("table", "start", "zone", "windows"), CALENDAR_CASES)
+def test_calendar_previous_and_count_agree_with_walking(
+    table: dict[str, object], start: str, zone: str, windows: list[tuple[str, str]]
+) -> None:
+    trigger, _ = calendar_trigger(table, datetime.fromisoformat(start), ZoneInfo(zone))
     for window in windows:
         _check(trigger, window)
 
