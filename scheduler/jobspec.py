@@ -44,6 +44,7 @@ from scheduler.triggers import (
     Trigger,
     compile_cron,
 )
+from scheduler.triggers.bounded import bounded
 
 Catchup = Literal["all", "latest", "none"]
 ScheduleKind = Literal["cron", "every", "at", "calendar"]
@@ -383,12 +384,18 @@ def build_job(
     end = _bounds(raw, kind, trigger, start, options, zone, where, problems)
     if len(problems) > before:
         return None
+    # Wrapped only when bounded: a job without end or max_runs keeps its own trigger.
+    limited = (
+        trigger
+        if end is None and raw.max_runs is None
+        else bounded(trigger, start, end, raw.max_runs)
+    )
     return JobSpec(
         name=name,
         kind=kind,
         schedule=text,
         timezone=zone,
-        trigger=_bounded(trigger, start, end, raw.max_runs),
+        trigger=limited,
         args=tuple(raw.args),
         kwargs=dict(raw.kwargs),
         queue=raw.queue,
@@ -490,22 +497,6 @@ def _bounds(
             f"{where}.end: must be after start ({end.isoformat()} <= {start.isoformat()})"
         )
     return end
-
-
-def _bounded(
-    trigger: Trigger, start: datetime | None, end: datetime | None, max_runs: int | None
-) -> Trigger:
-    """The trigger cut off at end and after max_runs slots (scheduler/triggers/bounded.py)."""
-    if end is None and max_runs is None:
-        return trigger
-    try:
-        # Imported by name until the module lands (the timing helper writes it): till then
-        # the bounds are validated and stored, not applied.
-        module = importlib.import_module("scheduler.triggers.bounded")
-    except ImportError:
-        return trigger
-    bounded: Any = module.bounded
-    return bounded(trigger, start, end, max_runs)  # type: ignore[no-any-return]
 
 
 class _StartError(ValueError):
