@@ -92,7 +92,9 @@ def _print(result: ImportResult, *header: str) -> None:
     if not result.jobs:
         typer.echo(render(result, ["Imported by " + header[0], "nothing could be imported"]))
         raise typer.Exit(2)
-    lines = [f"Imported by {header[0]}, {len(result.jobs)} jobs", *header[1:], _CHECK]
+    count = len(result.jobs)
+    lines = [f"Imported by {header[0]}, {count} job{'' if count == 1 else 's'}", *header[1:]]
+    lines.append(_CHECK)
     typer.echo(render(result, lines), nl=False)
 
 
