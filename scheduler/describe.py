@@ -7,6 +7,7 @@ our day rule differs from the one that library assumes is its wording corrected.
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 
 from cron_descriptor import (
@@ -18,19 +19,53 @@ from cron_descriptor import (
 )
 
 from scheduler.jobspec import JobSpec
-from scheduler.triggers import CronTrigger, EveryTrigger
+from scheduler.triggers import CalendarTrigger, CronTrigger, EveryTrigger
+from scheduler.triggers.bounded import BoundedTrigger
+from scheduler.triggers.calendar import format_at
 
 _MINUTE_S, _HOUR_S, _DAY_S = 60, 3600, 86400
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")  # fmt: skip
 
 
 def schedule_words(job: JobSpec) -> str:
     """The job's schedule in words; the expression itself where no wording is available."""
     trigger = job.trigger
+    if isinstance(trigger, BoundedTrigger):
+        trigger = trigger.inner  # start, end and max_runs are shown beside it
     if isinstance(trigger, CronTrigger):
         return cron_words(trigger.expression.text)
     if isinstance(trigger, EveryTrigger):
         return f"Every {_span(trigger.every_s)}"
+    if isinstance(trigger, CalendarTrigger):
+        return calendar_words(trigger)
     return "Once"  # the instant itself is beside it
+
+
+def calendar_words(trigger: CalendarTrigger) -> str:
+    """E.g. "Every 2 weeks at 09:00, from Monday 2026-01-05"; months and years name the day."""
+    unit = trigger.unit[:-1] if trigger.count == 1 else f"{trigger.count} {trigger.unit}"
+    first = trigger.first_day
+    on = note = ""
+    if trigger.unit == "months":
+        on = f" on the {_ordinal(first.day)}"
+        if first.day > 28:
+            note = f" (skipped in months without a {_ordinal(first.day)})"
+    elif trigger.unit == "years":
+        on = f" on {first.day} {_MONTHS[first.month - 1]}"
+        if (first.month, first.day) == (2, 29):
+            note = " (skipped in years without one)"
+    local = trigger.start.astimezone(trigger.tz)
+    since = f"{first:%A} {first.isoformat()}"
+    if local.date() == first and local.time() != time(0):
+        since += f" {format_at(local.hour * 3600 + local.minute * 60 + local.second)}"
+    return f"Every {unit}{on} at {format_at(trigger.at_s)}, from {since}{note}"
+
+
+def _ordinal(day: int) -> str:
+    """1 -> "1st", 22 -> "22nd", 13 -> "13th"."""
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
 
 
 @lru_cache(maxsize=4096)  # thousands of jobs share a few expressions

@@ -52,6 +52,38 @@ def test_h_is_described_as_resolved() -> None:
     assert schedule_words(job) == f"At 03:{minute:02d}"
 
 
+def test_h_is_described_as_resolved_in_every_field() -> None:
+    # Each field draws its own number (issue 12): the words show the time the job really has.
+    job = _job("nightly-report", cron="H H * * *")
+    assert written_schedule(job) == "H H * * * = 44 20 * * *"
+    assert schedule_words(job) == "At 20:44"
+
+
+@pytest.mark.parametrize(
+    ("table", "start", "words"),
+    [
+        ({"weeks": 2, "at": "09:00"}, "2026-01-05T00:00:00",
+         "Every 2 weeks at 09:00, from Monday 2026-01-05"),
+        ({"months": 3, "at": "09:00"}, "2026-01-15T00:00:00",
+         "Every 3 months on the 15th at 09:00, from Thursday 2026-01-15"),
+        ({"months": 1, "at": "12:00"}, "2026-01-31T00:00:00",
+         "Every month on the 31st at 12:00, from Saturday 2026-01-31"
+         " (skipped in months without a 31st)"),
+        ({"years": 1, "at": "06:00"}, "2028-02-29T00:00:00",
+         "Every year on 29 February at 06:00, from Tuesday 2028-02-29"
+         " (skipped in years without one)"),
+        ({"days": 1, "at": "02:30:15"}, "2026-01-05T10:00:00",
+         "Every day at 02:30:15, from Monday 2026-01-05 10:00"),
+        ({"weeks": 1}, "2026-01-01T00:00:00", "Every week at 00:00, from Thursday 2026-01-01"),
+        ({"years": 2, "at": "18:00"}, "2026-07-04T00:00:00",
+         "Every 2 years on 4 July at 18:00, from Saturday 2026-07-04"),
+    ],
+)  # fmt: skip
+def test_calendar_in_words(table: dict[str, object], start: str, words: str) -> None:
+    job = _job("c", calendar=table, start=start, timezone="Europe/Berlin")
+    assert schedule_words(job) == words
+
+
 def test_every_and_at_in_words() -> None:
     assert schedule_words(_job("a", every="90m")) == "Every 1 hour 30 minutes"
     assert schedule_words(_job("b", every=60)) == "Every minute"
