@@ -4,7 +4,8 @@ Generated from the pydantic models that validate the file (`SchedulerSettings`, 
 table), so a key added there appears here with its type and default. What pydantic cannot see
 is added on top: a duration is a number of seconds or a string like "1h30m", a zone is a tz
 database name, TOML has no null (a key left out takes its default), a job has exactly one of
-cron, every and at, and every key gets a short description.
+cron, every, at and calendar and one of task, command, http, chain and group, and every key
+gets a short description.
 
 Only keywords that mean the same in drafts 4 to 7 are used, since Taplo implements draft 4.
 """
@@ -233,8 +234,8 @@ _DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
         "routing_key": "Routing key the message is published with (default: the queue "
         "name); with exchange, where a broker's bindings route it.",
         "exchange": "Exchange the message is published to (default: the queue's own).",
-        "priority": "Message priority 0-9 (9 first); on RabbitMQ the queue needs "
-        "x-max-priority, on Redis workers read priority sub-queues.",
+        "priority": "Message priority 0-9, as Celery's: on RabbitMQ 9 runs first (the queue "
+        "needs x-max-priority); on Redis kombu reads 0 first, from priority sub-queues.",
         "headers": "Extra message headers (JSON values); never scheduler_* or Celery's own.",
         "expires": 'A duration after the slot, or "next" (the job\'s next slot): a worker '
         "discards the message once it has expired.",
