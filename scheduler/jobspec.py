@@ -45,6 +45,7 @@ from scheduler.triggers import (
     compile_cron,
 )
 from scheduler.triggers.bounded import bounded
+from scheduler.triggers.calendar import calendar_trigger
 
 Catchup = Literal["all", "latest", "none"]
 ScheduleKind = Literal["cron", "every", "at", "calendar"]
@@ -554,14 +555,7 @@ def _trigger(
         assert raw.calendar is not None
         if start is None:
             raise _StartError("a calendar job needs a start (its first day)")
-        try:
-            # The triggers helper's module (scheduler/triggers/calendar.py), by name until
-            # it lands: a calendar job is refused with one line until then.
-            module = importlib.import_module("scheduler.triggers.calendar")
-        except ImportError:
-            raise ValueError("calendar schedules are not available in this version") from None
-        made: tuple[Trigger, str] = module.calendar_trigger(raw.calendar, start, zone)
-        return made
+        return calendar_trigger(raw.calendar, start, zone)
     assert raw.at is not None
     instant = _instant(raw.at, zone)
     return AtTrigger(instant), instant.isoformat()

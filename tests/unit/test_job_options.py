@@ -47,6 +47,8 @@ EVERY_KEY = {
                 "retry_delay": "5s", "retry_backoff": True},
     "http": {"http": {"method": "POST", "url": "https://e.com/x", "headers": {"A": "b"},
                       "json": {"x": [1]}, "timeout": 3, "expect": [200, 204]}, "every": 60},
+    "calendar": {"task": "t", "calendar": {"weeks": 2, "at": "09:00"}, "start": START,
+                 "timezone": "Europe/Berlin", "max_runs": 4},
     "cron-max-runs": {"task": "t", "cron": "0 9 * * *", "start": START, "max_runs": 2},
 }  # fmt: skip
 
@@ -158,7 +160,8 @@ ERRORS = [
     ({"retries": 2}, f"{W}.retries: only a command or http job is retried by the scheduler's built-in task (a Celery task retries itself)"),
     ({"task": None, "command": ["ls"], "retries": 101}, f"{W}.retries: must be 0-100, got 101"),
     ({"task": None, "command": ["ls"], "retry_delay": "x"}, f"{W}.retry_delay: invalid duration 'x': use a number of seconds or units ms, s, m, h, d, w (e.g. \"90s\", \"1h30m\")"),
-    ({"every": None, "calendar": {"days": [1]}}, f"{W}.start: a calendar job needs a start (its first day)"),
+    ({"every": None, "calendar": {"days": 1}}, f"{W}.start: a calendar job needs a start (its first day)"),
+    ({"every": None, "calendar": {"days": 0}, "start": START}, f"{W}.calendar: days must be a whole number >= 1, got 0"),
 ]  # fmt: skip
 
 
