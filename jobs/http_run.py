@@ -96,5 +96,6 @@ def make_request(request: Request, client: httpx.Client | None = None) -> Respon
     body = body_excerpt(bytes(data))
     if expected(status, request.expect):
         return Response(status, duration, body)
-    wanted = ", ".join(map(str, request.expect)) if request.expect else "2xx"
+    any_2xx = not request.expect or set(request.expect) == set(range(200, 300))
+    wanted = "2xx" if any_2xx else ", ".join(map(str, request.expect))
     return Response(status, duration, body, f"HTTP {status} from {what}, expected {wanted}")
