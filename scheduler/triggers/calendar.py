@@ -41,9 +41,11 @@ MAX_COUNT: Mapping[Unit, int] = {"days": 36_525, "weeks": 5_218, "months": 1_200
 _SINGULAR: Mapping[Unit, str] = {"days": "day", "weeks": "week", "months": "month", "years": "year"}
 _AT = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_LOCAL_EPOCH = datetime(1970, 1, 1)  # wall times count from its midnight
 _LAST_ORDINAL = date.max.toordinal()
 # Whether a day of the month exists repeats every 400 years (4,800 months).
 _CYCLE_MONTHS = 4_800
+_DAY_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,13 @@ class CalendarTrigger:
         start_s = schedule_epoch_s(self.start, "start")
         object.__setattr__(self, "start", from_epoch_s(start_s))
         object.__setattr__(self, "_start_s", start_s)
-        object.__setattr__(self, "_first_day", _local_date(start_s, self.tz))
+        try:
+            first_day = datetime.fromtimestamp(start_s, self.tz).date()
+        except (OverflowError, ValueError):
+            raise InvalidSchedule(
+                f"start {self.start.isoformat()} is past the years 1-9999 in {self.tz.key}"
+            ) from None
+        object.__setattr__(self, "_first_day", first_day)
         step = {"days": 1, "weeks": 7, "months": 1, "years": 12}[self.unit] * self.count
         object.__setattr__(self, "_step", step)
 
@@ -121,7 +129,7 @@ class CalendarTrigger:
         start = local.date().isoformat() if midnight else local.isoformat()
         return f"every {unit} at {format_at(self.at_s)} from {start}"
 
-    # Slot k: its date (None where the month lacks the day), then its instant.
+    # Slot k: its date (None where the month lacks the day), its wall time, then its instant.
 
     def _date_of(self, index: int) -> int | None:
         """The ordinal of grid day ``index``; None if it does not exist or is past 9999."""
@@ -134,12 +142,10 @@ class CalendarTrigger:
             return None
         return date(year, month0 + 1, first.day).toordinal()
 
-    def _slot_of(self, index: int) -> int | None:
+    def _wall_of(self, index: int) -> int | None:
+        """Slot ``index`` as a local wall time (seconds since 1970-01-01 local), or None."""
         ordinal = self._date_of(index)
-        if ordinal is None:
-            return None
-        slot_s = wall_to_instant_s((ordinal - _EPOCH_ORDINAL) * 86_400 + self.at_s, self.tz)
-        return slot_s if slot_s <= LAST_EPOCH_S else None
+        return None if ordinal is None else (ordinal - _EPOCH_ORDINAL) * 86_400 + self.at_s
 
     def _floor_index(self, day: date) -> int:
         """The largest grid index whose day is at or before ``day`` (may be negative)."""
@@ -155,15 +161,21 @@ class CalendarTrigger:
         """The first (index, slot) with slot >= ``from_s``."""
         if from_s > LAST_EPOCH_S:
             return None
-        # Two days back: a slot's instant may lie a day off its wall date (a zone that skips
-        # a day), never more; slots grow with the index, so the first one found is the one.
-        day = date.fromordinal(max(_local_date(from_s, self.tz).toordinal() - 2, 1))
+        # Three days back from the UTC date: the local date is within a day of it, and a
+        # slot's instant within two of its wall date (a gap that skips a day, a fall-back
+        # over midnight); slots grow with the index, so the first one found is the one.
+        day = date.fromordinal(max(_EPOCH_ORDINAL + from_s // _DAY_S - 3, 1))
         index = max(self._floor_index(day), 0)
         while True:
-            slot_s = self._slot_of(index)
-            if slot_s is not None and slot_s >= from_s:
-                return index, slot_s
-            if slot_s is None and self._past_the_end(index):
+            wall_s = self._wall_of(index)
+            # No UTC offset reaches a day: a wall time a day before from_s is no candidate.
+            if wall_s is not None and wall_s + _DAY_S >= from_s:
+                slot_s = wall_to_instant_s(wall_s, self.tz)
+                if slot_s > LAST_EPOCH_S:
+                    return None
+                if slot_s >= from_s:
+                    return index, slot_s
+            elif wall_s is None and self._past_the_end(index):
                 return None
             index += 1
 
@@ -171,12 +183,14 @@ class CalendarTrigger:
         """The last (index, slot) with ``start`` <= slot <= ``to_s``."""
         if to_s < self._start_s:
             return None
-        ordinal = min(_local_date(to_s, self.tz).toordinal() + 2, _LAST_ORDINAL)
+        ordinal = min(_EPOCH_ORDINAL + to_s // _DAY_S + 3, _LAST_ORDINAL)  # as above
         index = self._floor_index(date.fromordinal(ordinal))
         while index >= 0:
-            slot_s = self._slot_of(index)
-            if slot_s is not None and slot_s <= to_s:
-                return (index, slot_s) if slot_s >= self._start_s else None
+            wall_s = self._wall_of(index)
+            if wall_s is not None and wall_s - _DAY_S <= to_s:
+                slot_s = wall_to_instant_s(wall_s, self.tz)
+                if slot_s <= to_s:
+                    return (index, slot_s) if slot_s >= self._start_s else None
             index -= 1
         return None
 
@@ -209,21 +223,25 @@ def wall_to_instant_s(wall_s: int, tz: ZoneInfo) -> int:
     The first pass of a fall-back overlap; for a time skipped by a spring-forward, the
     instant the clocks jumped (the first instant after the gap).
     """
-    local = (datetime(1970, 1, 1) + timedelta(seconds=wall_s)).replace(tzinfo=tz)
-    first_s = to_epoch_s(local)  # fold=0: the earlier offset
-    second_s = to_epoch_s(local.replace(fold=1))
+    local = _LOCAL_EPOCH + timedelta(seconds=wall_s)
+    # zoneinfo reads a wall time with the offset from before a change when fold=0 and from
+    # after it when fold=1; away from changes both agree (integers: no aware arithmetic).
+    first_s = wall_s - _seconds(tz.utcoffset(local))
+    second_s = wall_s - _seconds(tz.utcoffset(local.replace(fold=1)))
     if first_s <= second_s:
         return first_s  # one instant, or the first of an overlap's two
     # A gap: fold=0 read the time with the offset from before the jump, which lands inside
     # the period that begins at the jump (zone.py also cuts periods at each UTC new year).
     period = period_at(tz, first_s)
-    while period.offset_before_s == period.offset_s and period.start_s > 0:
+    while period.offset_before_s == period.offset_s:  # at most one step: gaps last < a day
         period = period_at(tz, period.start_s - 1)
     return period.start_s
 
 
-def _local_date(epoch_s: int, tz: ZoneInfo) -> date:
-    return datetime.fromtimestamp(epoch_s, tz).date()
+def _seconds(offset: timedelta | None) -> int:
+    if offset is None:
+        raise ValueError("time zone has no UTC offset")
+    return offset.days * 86_400 + offset.seconds
 
 
 def _midnight_offset(local: datetime) -> timedelta | None:

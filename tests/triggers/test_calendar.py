@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from time import perf_counter
 from zoneinfo import ZoneInfo
 
@@ -130,6 +130,12 @@ def test_the_end_of_time() -> None:
         "9999-12-30T12:00:00Z",
         "9999-12-31T12:00:00Z",
     ]
+    late = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-12)))
+    assert daily.previous_slot(late) == utc("9999-12-31T12:00:00Z")
+    # 23:00 on 31 December 9999 in New York is in the year 10000 in UTC: not a slot.
+    ny = _calendar({"days": 1, "at": "23:00"}, date(9999, 12, 30), NY)
+    assert next_slots(ny, "9999-12-01T00:00:00Z", 5) == ["9999-12-31T04:00:00Z"]
+    assert ny.previous_slot(late) == utc("9999-12-31T04:00:00Z")
     yearly = _calendar({"years": 1}, date(9998, 2, 28), ZoneInfo("UTC"))
     assert next_slots(yearly, "9998-01-01T00:00:00Z", 5) == [
         "9998-02-28T00:00:00Z",
@@ -245,3 +251,12 @@ def test_next_slots_of_many_jobs_are_cheap() -> None:
     assert all(slot is not None and slot > after for slot in slots)
     print(f"10,000 calendar jobs' next slots: {elapsed * 1000:.0f} ms")
     assert elapsed < 1.0
+
+
+def test_a_start_whose_local_date_is_past_9999_is_refused() -> None:
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14
+    with pytest.raises(InvalidSchedule) as caught:
+        calendar_trigger({"days": 1}, datetime(9999, 12, 31, 23, tzinfo=UTC), kiritimati)
+    assert str(caught.value) == (
+        "start 9999-12-31T23:00:00+00:00 is past the years 1-9999 in Pacific/Kiritimati"
+    )
