@@ -340,8 +340,6 @@ def build_job(
     queue_wrong = queue_problem(raw.queue, namespace)
     if queue_wrong is not None:
         problems.append(f"{where}.queue: {queue_wrong}")
-    if raw.start is not None and kind in ("cron", "at") and raw.max_runs is None:
-        problems.append(f"{where}.start: only an `every` job has a start")
     for key, value in (("args", raw.args), ("kwargs", raw.kwargs)):
         json_wrong = json_problem(value, key)
         if json_wrong is not None:
@@ -385,12 +383,10 @@ def build_job(
     end = _bounds(raw, kind, trigger, start, options, zone, where, problems)
     if len(problems) > before:
         return None
-    # Wrapped only when bounded: a job without end or max_runs keeps its own trigger.
-    limited = (
-        trigger
-        if end is None and raw.max_runs is None
-        else bounded(trigger, start, end, raw.max_runs)
-    )
+    # Wrapped only when bounded: a job without end or max_runs keeps its own trigger, and an
+    # every job's start is already its grid's origin.
+    unbounded = end is None and raw.max_runs is None and (start is None or kind == "every")
+    limited = trigger if unbounded else bounded(trigger, start, end, raw.max_runs)
     return JobSpec(
         name=name,
         kind=kind,

@@ -222,7 +222,8 @@ _DESCRIPTIONS: dict[type[BaseModel], dict[str, str]] = {
         "catchup": "Missed slots a new leader fires: all (younger than misfire_grace), "
         "latest (only the newest), none.",
         "misfire_grace": "A missed slot older than this is recorded as missed, not fired.",
-        "start": "Origin of an every job's grid (default: the Unix epoch); only with every.",
+        "start": "No slot before it; for an every job also its grid's origin (default: the "
+        "Unix epoch). Needed by calendar and max_runs.",
         "overlap": "A slot due while the previous run still runs: allow it, or skip it "
         '(recorded with reason "overlap").',
         "alert_after": "The dead man's switch: alert when no run succeeded for this long "
@@ -330,20 +331,17 @@ def table_schema(model: type[BaseModel], description: str) -> JsonSchemaValue:
 
 
 def job_schema() -> JsonSchemaValue:
-    """A [jobs.NAME] table: exactly one trigger and one action; `start` beside `every` or
-    `calendar`, or beside `max_runs`, which needs it."""
+    """A [jobs.NAME] table: exactly one trigger and one action; `calendar` and `max_runs`
+    need `start`."""
     job = table_schema(
         JobTable,
         "One job: exactly one of task, command, http, chain, group, and exactly one of "
         "cron, every, at, calendar.",
     )
-    start_only_with_max_runs = {
-        "anyOf": [{"not": {"required": ["start"]}}, {"required": ["max_runs"]}]
-    }
     triggers = [
-        {"required": ["cron"], **start_only_with_max_runs},
+        {"required": ["cron"]},
         {"required": ["every"]},
-        {"required": ["at"], **start_only_with_max_runs},
+        {"required": ["at"]},
         {"required": ["calendar", "start"]},
     ]
     actions = [{"required": [action]} for action in ACTIONS]

@@ -129,7 +129,7 @@ JOB = '[jobs.cleanup]\ntask = "t"\n'
         (JOB + 'every = 5\nargs = "x"', "scheduler.toml: jobs.cleanup.args: Input should be a valid list"),
         (JOB + "every = 5\nargs = [2026-01-01T00:00:00Z]", "scheduler.toml: jobs.cleanup.args: values must be JSON"),
         (JOB + 'at = "next tuesday"', "scheduler.toml: jobs.cleanup.at: expected an ISO 8601 instant"),
-        (JOB + 'cron = "@daily"\nstart = 2026-01-01T00:00:00Z', "scheduler.toml: jobs.cleanup.start: only an `every` job has a start"),
+        (JOB + 'cron = "@daily"\nstart = "soon"', "scheduler.toml: jobs.cleanup.start: expected an ISO 8601 instant like 2026-12-01T09:00:00+01:00, got 'soon'"),
         ('[jobs."bad name"]\ntask = "t"\nevery = 5', "scheduler.toml: jobs.\"bad name\": job name may only use letters, digits, '_', '-', '.'"),
         ('[scheduler]\nredis_url = "localhost"', "scheduler.toml: scheduler.redis_url: expected a URL like redis://host:6379/0 (value not shown)"),
         ('[scheduler]\nlease_tll = "2s"', "scheduler.toml: scheduler.lease_tll: unknown key"),

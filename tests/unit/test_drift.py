@@ -133,8 +133,8 @@ GARBAGE = {
                  'database name like "Europe/Berlin")'),
     "wrong-type": ({"kind": "every", "schedule": 5, "task": 7},
                    "published config: jobs.g.task: Input should be a valid string"),
-    "newer-field": ({"kind": "every", "schedule": "1m", "task": "t", "priority": 3},
-                    "published config: jobs.g.priority: unknown key"),
+    "newer-field": ({"kind": "every", "schedule": "1m", "task": "t", "nice": 3},
+                    "published config: jobs.g.nice: unknown key"),
 }  # fmt: skip
 
 

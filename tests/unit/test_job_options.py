@@ -171,3 +171,10 @@ def test_each_refusal_is_one_line(change: dict[str, Any], line: str) -> None:
     job, problems = build({k: v for k, v in table.items() if v is not None})
     assert job is None
     assert problems == [line]
+
+
+def test_a_start_bounds_a_cron_job_from_below() -> None:
+    job = good(task="t", cron="0 9 * * *", start="2027-03-01T00:00:00Z")
+    first = job.trigger.next_slot(datetime(2026, 1, 1, tzinfo=UTC))
+    assert first == datetime(2027, 3, 1, 9, tzinfo=UTC)
+    assert job.trigger.previous_slot(datetime(2027, 2, 1, tzinfo=UTC)) is None

@@ -98,7 +98,7 @@ CASES = [
     ("a one-off at a TOML date-time", JOB + "at = 2026-12-01T09:00:00+01:00\n", True),
     ("a one-off at a local date-time", JOB + "at = 2026-12-01T09:00:00\n", True),
     ("every with a start", JOB + 'every = "1h"\nstart = 2026-01-01T00:30:00Z\n', True),
-    ("cron with a start", JOB + 'cron = "@daily"\nstart = 2026-01-01T00:30:00Z\n', False),
+    ("cron with a start", JOB + 'cron = "@daily"\nstart = 2026-01-01T00:30:00Z\n', True),
     ("every of a fraction", JOB + "every = 1.5\n", False),
     ("every below a second", JOB + 'every = "500ms"\n', True),  # text: the loader's call
     ("a catchup that is not one", JOB + 'every = "5s"\ncatchup = "sometimes"\n', False),
