@@ -468,6 +468,10 @@ def _bounds(
 ) -> datetime | None:
     """Check jitter, end, max_runs and expires against the schedule; the end instant."""
     jitter = options["jitter"]
+    if jitter is not None and jitter.total_seconds() != int(jitter.total_seconds()):
+        problems.append(
+            f"{where}.jitter: must be whole seconds (slots are), got {format_duration(jitter)}"
+        )
     interval = timedelta(seconds=trigger.every_s) if isinstance(trigger, EveryTrigger) else None
     if jitter is not None and interval is not None and jitter >= interval:
         shown_jitter, shown_interval = format_duration(jitter), format_duration(interval)

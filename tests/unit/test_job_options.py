@@ -128,6 +128,7 @@ ERRORS = [
     ({"ignore_result": "yes"}, f"{W}.ignore_result: Input should be a valid boolean"),
     ({"jitter": "1m"}, f"{W}.jitter: must be shorter than the interval (1m >= 1m)"),
     ({"jitter": -1}, f"{W}.jitter: duration must not be negative, got -1"),
+    ({"jitter": "1500ms"}, f"{W}.jitter: must be whole seconds (slots are), got 1500ms"),
     ({"max_runs": 2}, f"{W}.max_runs: needs a start (it counts the slots from start)"),
     ({"max_runs": 0, "start": START}, f"{W}.max_runs: must be at least 1, got 0"),
     ({"end": "2025-01-01T00:00:00Z", "start": START}, f"{W}.end: must be after start (2025-01-01T00:00:00+00:00 <= 2026-01-01T00:00:00+00:00)"),
