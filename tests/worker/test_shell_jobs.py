@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 from celery import Celery
 
+from jobs.job_lookup import JobLookup, Refused
 from scheduler.config import load_config
 from scheduler.history import WorkerEvent
+from scheduler.jobspec import HTTP_TASK, SHELL_TASK
 from scheduler.messages import MessageFactory
 from scheduler.store.keys import Keys
 from scheduler.store.reports import read_reports
 from scheduler.store.runs import Execution, RunClaims
 from scheduler.wire import HEADER_JOB, HEADER_JOB_HASH, HEADER_SLOT, job_hash, slot_text, task_id
-from tests.integration.harness import Child, Cluster, wait_for_outcome
+from tests.integration.harness import Child, Cluster, wait_for_outcome, write_config
 from tests.worker.test_worker_runonce import wait_for_log
 
 NAMESPACE = "wk-builtin"
@@ -167,3 +169,58 @@ def test_shell_jobs_run_from_the_workers_config_and_forged_messages_run_nothing(
 def executions(cluster: Cluster, ident: str) -> list[Execution]:
     claims = RunClaims(cluster.state(), Keys(NAMESPACE))
     return [e for e in claims.executions() if e.task_id == ident]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_a_real_leader_fires_a_shell_job_that_a_real_worker_runs(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    queue = f"wk-shell-e2e-{uuid.uuid4().hex[:8]}"
+    marker = tmp_path / "marker"
+    append = "import os; open(os.environ['MARKER'], 'a').write('ran\\n'); print('ran')"
+    cluster.configure(
+        namespace=NAMESPACE,
+        jobs={"tick": {"command": [PY, "-c", append], "env": {"MARKER": str(marker)},
+                       "every": "1s", "queue": queue}},
+    )  # fmt: skip
+    start_builtin_worker(cluster, queue)
+    cluster.start_node("n1")
+    cluster.wait_for_leader()
+    outcome = wait_for_outcome(cluster.state(), NAMESPACE, "tick", "succeeded", timeout_s=30)
+    assert marker.read_text().startswith("ran\n")
+    [row] = [
+        r
+        for r in cluster.cli_json("history", "tick", "-n", "20")
+        if r["task_id"] == outcome["task_id"]
+    ]
+    assert row["outcome"] == "succeeded"
+    assert row["detail"].startswith("exit 0 in ")
+    assert row["detail"].endswith("s\nstdout:\nran")
+
+
+def test_the_lookup_reads_an_edited_config_again_and_keeps_the_last_valid_one(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "scheduler.toml"
+    jobs: dict[str, dict[str, object]] = {"a": {"command": ["true"], "every": "1h"}}
+    write_config(config, redis_url="redis://127.0.0.1:1/0", jobs=jobs)
+    lookup = JobLookup(config)
+    first = lookup.builtin_job(
+        "a", SHELL_TASK, job_hash(load_config(config).jobs["a"].fingerprint())
+    )
+    assert first.command == ("true",)
+    with pytest.raises(Refused, match=r"^job .a. is not an http job in the worker.s config"):
+        lookup.builtin_job("a", HTTP_TASK, "x" * 16)
+    jobs["a"] = {"command": ["false", "--now"], "every": "1h"}
+    write_config(config, redis_url="redis://127.0.0.1:1/0", jobs=jobs)
+    new_hash = job_hash(load_config(config).jobs["a"].fingerprint())
+    assert lookup.builtin_job("a", SHELL_TASK, new_hash).command == ("false", "--now")
+    config.write_text(config.read_text() + "\n[jobs.b]\nevery = 'never'\n")
+    # Invalid now: the copy read before stays in use, as a node keeps its jobs on a bad reload.
+    assert lookup.builtin_job("a", SHELL_TASK, new_hash).command == ("false", "--now")
+    with pytest.raises(Refused, match=r"^the message carries no scheduler_job_hash header$"):
+        lookup.builtin_job("a", SHELL_TASK, None)
+    config.unlink()
+    with pytest.raises(Refused, match=f"^this worker has no config file at {config} "):
+        lookup.builtin_job("a", SHELL_TASK, new_hash)
