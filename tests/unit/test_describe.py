@@ -84,6 +84,16 @@ def test_calendar_in_words(table: dict[str, object], start: str, words: str) -> 
     assert schedule_words(job) == words
 
 
+def test_a_bounded_schedule_is_described_by_its_own_words() -> None:
+    # end and max_runs wrap the trigger; they are shown beside the words, not in them.
+    assert schedule_words(_job("b", cron="0 9 * * 1-5", end="2027-01-01T00:00:00Z")) == (
+        "At 09:00, Monday through Friday"
+    )
+    calendar = {"weeks": 2, "at": "09:00"}
+    job = _job("c", calendar=calendar, start="2026-01-05T00:00:00", max_runs=3)
+    assert schedule_words(job) == "Every 2 weeks at 09:00, from Monday 2026-01-05"
+
+
 def test_every_and_at_in_words() -> None:
     assert schedule_words(_job("a", every="90m")) == "Every 1 hour 30 minutes"
     assert schedule_words(_job("b", every=60)) == "Every minute"
