@@ -31,7 +31,8 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
         "jobs",
         broker=broker_url,
         backend=backend.url if backend is not None else backend_url,
-        include=["jobs.examples"],
+        # The built-in shell and HTTP tasks run what their job says in the worker's own config.
+        include=["jobs.examples", "jobs.builtin"],
     )
     app.conf.update(
         # The scheduler sends JSON only; never let a worker unpickle what it is given.
