@@ -62,11 +62,13 @@ def push(cluster: Cluster, job: str, slot_s: int = SLOT_S) -> str:
     return task_id(NAMESPACE, job, slot_s)
 
 
-def forge(cluster: Cluster, queue: str, headers: Mapping[str, Any]) -> str:
+def forge(
+    cluster: Cluster, queue: str, headers: Mapping[str, Any], ident: str | None = None
+) -> str:
     """What anyone with write access to the broker can send: a Celery send_task."""
     client = Celery("forger", broker=cluster.redis_url)
+    ident = ident or uuid.uuid4().hex
     try:
-        ident = uuid.uuid4().hex
         client.send_task("jobs.builtin.shell", task_id=ident, queue=queue, headers=dict(headers))
     finally:
         client.close()
@@ -134,7 +136,10 @@ def test_shell_jobs_run_from_the_workers_config_and_forged_messages_run_nothing(
     genuine_hash = job_hash(load_config(cluster.config_path).jobs["target"].fingerprint())
     forge(cluster, queue, {HEADER_JOB: "ghost", HEADER_SLOT: slot, HEADER_JOB_HASH: genuine_hash})
     wait_for_log(worker, f"refused jobs.builtin.shell for job ghost slot {slot}")
-    forge(cluster, queue, {HEADER_JOB: "target", HEADER_SLOT: slot, HEADER_JOB_HASH: "0" * 16})
+    # With the genuine fire's own task id, which anyone can compute: were it claimed, the
+    # genuine fire would then be skipped as a repeat.
+    forged = {HEADER_JOB: "target", HEADER_SLOT: slot, HEADER_JOB_HASH: "0" * 16}
+    forge(cluster, queue, forged, task_id(NAMESPACE, "target", SLOT_S))
     wait_for_log(worker, f"refused jobs.builtin.shell for job target slot {slot}")
     forge(cluster, queue, {"some": "header"})  # not even ours
     wait_for_log(worker, "not sent by the scheduler")
@@ -146,8 +151,8 @@ def test_shell_jobs_run_from_the_workers_config_and_forged_messages_run_nothing(
     assert outcome["detail"].startswith("Refused: job 'target' hash 0000000000000000 differs")
     assert not forged_marker.exists()
     # Nothing was claimed, so the genuine fire of that slot runs.
-    ident = push(cluster, "target")
-    assert finished(cluster, "target", ident).event == "succeeded"
+    push(cluster, "target")
+    wait_for_outcome(cluster.state(), NAMESPACE, "target", "succeeded")
     assert forged_marker.read_text() == "x"
 
     # Retries: two failures reported as retried (1 s, then 1 s again), then success, under
