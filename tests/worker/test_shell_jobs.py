@@ -40,9 +40,9 @@ FLAKY = (
 
 
 def start_builtin_worker(cluster: Cluster, queue: str, name: str = "worker") -> Child:
-    """Our worker app with jobs.builtin imported (-I), as jobs/app.py's include will have it."""
+    """Our worker app (jobs/app.py includes jobs.builtin) on `queue`, ready to consume."""
     command = [
-        PY, "-m", "celery", "-A", "jobs", "worker", "-I", "jobs.builtin",
+        PY, "-m", "celery", "-A", "jobs", "worker",
         "--pool=solo", "--without-mingle", "--without-gossip", "--without-heartbeat",
         "-Q", queue, "-n", f"{name}.{uuid.uuid4().hex[:8]}@%h", "--loglevel=INFO",
     ]  # fmt: skip
