@@ -62,17 +62,25 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
 
 
 def kombu_queue(declaration: QueueDeclaration) -> Queue:
-    """The queue with every binding the config's jobs publish through, and its priorities."""
+    """The queue as the scheduler declares it (its own direct exchange and key), with every
+    other binding the config's jobs publish through, and its priorities."""
+    name = declaration.name
     arguments = (
         {"x-max-priority": declaration.max_priority}
         if declaration.max_priority is not None
         else None
     )
-    return Queue(
-        declaration.name,
+    queue = Queue(
+        name,
+        routing_key=name,
         bindings=[
             binding(Exchange(exchange, "direct"), routing_key=routing_key)
             for exchange, routing_key in declaration.bindings
+            if (exchange, routing_key) != (name, name)
         ],
         queue_arguments=arguments,
     )
+    # kombu drops the exchange of a queue given bindings, and Celery then puts its "celery"
+    # default there, which would route the default queue's tasks here as well.
+    queue.exchange = Exchange(name, "direct")
+    return queue

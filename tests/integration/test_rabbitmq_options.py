@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from jobs.app import kombu_queue
-from jobs.settings import MAX_PRIORITY, QueueDeclaration, queue_declarations
+from jobs.app import create_app, kombu_queue
+from jobs.settings import MAX_PRIORITY, QueueDeclaration, WorkerSettings, queue_declarations
 from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
 from scheduler.triggers import AtTrigger
@@ -30,6 +30,7 @@ from scheduler.triggers import AtTrigger
 from .harness import Child, Children, Cluster, every_second, wait_for_outcome, wait_until
 
 NAMESPACE = "it-rabbitmq-options"
+UNUSED = "redis://127.0.0.1:1/0"  # an app built only to read its queues never connects
 
 
 def job(name: str, queue: str, **options: Any) -> JobSpec:
@@ -49,7 +50,9 @@ def test_plain_jobs_need_no_declaration() -> None:
 def test_a_priority_gives_the_queue_x_max_priority() -> None:
     found = queue_declarations([job("a", "urgent", priority=0), job("b", "urgent")])
     assert found == (QueueDeclaration("urgent", (("urgent", "urgent"),), MAX_PRIORITY),)
-    assert kombu_queue(found[0]).queue_arguments == {"x-max-priority": 10}
+    queue = kombu_queue(found[0])
+    assert (queue.exchange.name, queue.routing_key, queue.bindings) == ("urgent", "urgent", set())
+    assert queue.queue_arguments == {"x-max-priority": 10}
 
 
 def test_routed_jobs_bind_their_exchange_and_key_beside_the_default() -> None:
@@ -72,10 +75,17 @@ def test_routed_jobs_bind_their_exchange_and_key_beside_the_default() -> None:
             ),
         ),
     )
-    queue = kombu_queue(found[1])
+    # As our app holds it: the queue's own exchange and key (never Celery's "celery"
+    # defaults, which would route the default queue's tasks here too), plus the jobs' own.
+    app = create_app(
+        WorkerSettings(redis_url=UNUSED, broker_url=UNUSED, namespace="t", queues=found)
+    )
+    queue = app.amqp.queues["reports"]
+    assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (
+        "reports", "direct", "reports",
+    )  # fmt: skip
     assert queue.queue_arguments is None
     assert {(b.exchange.name, b.exchange.type, b.routing_key) for b in queue.bindings} == {
-        ("reports", "direct", "reports"),
         ("reports-x", "direct", "reports.daily"),
         ("reports-x", "direct", "reports.weekly"),
     }
