@@ -34,8 +34,8 @@ _SECONDS_FIELDS = {
 # The order fields are shown in, as a job table is usually written.
 _FIELD_ORDER = (
     "task", "chain", "group", "command", "cwd", "env", "timeout_s", "user", "http",
-    "schedule", "timezone", "start", "end", "max_runs", "jitter_s", "enabled", "args",
-    "kwargs", "queue", "routing_key", "exchange", "priority", "headers", "expires_s",
+    "schedule", "cron_hashed", "timezone", "start", "end", "max_runs", "jitter_s", "enabled",
+    "args", "kwargs", "queue", "routing_key", "exchange", "priority", "headers", "expires_s",
     "soft_time_limit_s", "time_limit_s", "ignore_result", "retries", "retry_delay_s",
     "retry_backoff", "catchup", "misfire_grace_s", "overlap", "alert_after_s", "alert_task",
     "alert_webhook",
@@ -165,7 +165,8 @@ def job_table(fingerprint: Fingerprint) -> dict[str, Any]:
     if isinstance(kind, str) and kind in SCHEDULE_KINDS:
         table[kind] = fingerprint.get("schedule")
     for key, value in fingerprint.items():
-        if key in ("kind", "schedule") or value is None:
+        # cron_hashed is derived from the schedule and the name: the validator makes it again.
+        if key in ("kind", "schedule", "cron_hashed") or value is None:
             continue
         table[_SECONDS_FIELDS.get(key, key)] = value
     return table

@@ -249,9 +249,23 @@ class JobSpec:
             "alert_task": self.alert_task,
             "alert_webhook": self.alert_webhook,
         }
+        hashed = _hashed_cron(self)
+        if hashed is not None:
+            # H's values changed once (one hash per field): nodes that resolve it differently
+            # run different slots, so the resolved text is part of what they must agree on.
+            found["cron_hashed"] = hashed
         if self.plain:
             return found
         return _with_options(self, found)
+
+
+def _hashed_cron(job: JobSpec) -> str | None:
+    """The H-resolved text of a cron job that uses H, else None."""
+    if job.kind != "cron" or "H" not in job.schedule:
+        return None
+    trigger = job.trigger
+    inner = getattr(trigger, "inner", trigger)  # a BoundedTrigger wraps the cron trigger
+    return inner.expression.text if isinstance(inner, CronTrigger) else None
 
 
 def _has_no_options(job: JobSpec) -> bool:

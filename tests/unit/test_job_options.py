@@ -179,3 +179,16 @@ def test_a_start_bounds_a_cron_job_from_below() -> None:
     first = job.trigger.next_slot(datetime(2026, 1, 1, tzinfo=UTC))
     assert first == datetime(2027, 3, 1, 9, tzinfo=UTC)
     assert job.trigger.previous_slot(datetime(2027, 2, 1, tzinfo=UTC)) is None
+
+
+def test_an_h_cron_job_agrees_on_its_resolved_text() -> None:
+    hashed = good(task="t", cron="H H * * *").fingerprint()
+    resolved = hashed["cron_hashed"]
+    assert resolved != "H H * * *"
+    assert len(resolved.split()) == 5
+    assert all(field.isdigit() for field in resolved.split()[:2])
+    assert "cron_hashed" not in good(task="t", cron="0 9 * * *").fingerprint()
+    rebuilt = rebuild_job("j", hashed, "ns", problems := [])
+    assert problems == []
+    assert rebuilt is not None
+    assert rebuilt.fingerprint() == hashed

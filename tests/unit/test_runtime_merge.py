@@ -46,7 +46,12 @@ BAD_TABLES: list[dict[str, Any]] = [
     {"task": "t", "cron": "* * * * *", "timezone": "Mars/Olympus"},
     {"task": "t", "cron": "* * * * *", "queue": "ns:outbox"},
     {"task": " ", "cron": "* * * * *"},
-    {"task": "t", "cron": "* * * * *", "start": "2026-01-01T00:00:00Z"},
+    {
+        "task": "t",
+        "cron": "* * * * *",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2025-01-01T00:00:00Z",
+    },
     {"task": "t", "every": "1m", "start": "yesterday"},
     {"task": "t", "at": "tomorrow at nine"},
     {"task": "t", "cron": "* * * * *", "misfire_grace": "-5s"},
