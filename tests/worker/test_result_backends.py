@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,16 @@ def test_sqlite_backend_stores_the_result_and_jobs_show_reads_history(
     cluster.configure(
         namespace=NAMESPACE,
         extra_settings={"result_backend": f"db+sqlite:///{database}"},
-        jobs={"greet": every_second("jobs.examples.hello", args=["sqlite"], queue=QUEUE)},
+        jobs={
+            "greet": every_second("jobs.examples.hello", args=["sqlite"], queue=QUEUE),
+            # What celery beat ran on its own: the database backend deletes expired results
+            # only when this task runs.
+            "results-cleanup": {
+                "task": "celery.backend_cleanup",
+                "cron": "0 4 * * *",
+                "queue": QUEUE,
+            },
+        },
     )
     cluster.bring_up("n1", worker_queue=QUEUE)
     state = cluster.state()
@@ -60,6 +70,19 @@ def test_sqlite_backend_stores_the_result_and_jobs_show_reads_history(
     shown = cluster.cli_json("jobs", "show", "greet")
     by_id = {fire["task_id"]: fire for fire in shown["fires"]}
     assert by_id[task_id]["outcome"] == "succeeded"
+
+    # A result older than result_expires (a day by default) goes when the cleanup job runs.
+    expired = (datetime.now(UTC) - timedelta(days=2)).replace(tzinfo=None)
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            "INSERT INTO celery_taskmeta (task_id, status, result, date_done) VALUES (?, ?, ?, ?)",
+            ("expired-task", "SUCCESS", b'"old"', expired.isoformat(sep=" ")),
+        )
+    triggered = cluster.cli("trigger", "results-cleanup")
+    assert triggered.returncode == 0, triggered.stderr
+    wait_for_outcome(state, NAMESPACE, "results-cleanup", "succeeded", timeout_s=30)
+    assert stored_result(database, "expired-task") is None
+    assert stored_result(database, task_id) == ("SUCCESS", "Hello, sqlite!")
 
 
 @pytest.mark.integration
