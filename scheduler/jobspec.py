@@ -119,7 +119,7 @@ class _JobTable(Strict):
     queue: str = "celery"
     catchup: Catchup = "all"
     misfire_grace: int | float | str = "5m"
-    start: datetime | str | None = None
+    start: datetime | date | str | None = None
     overlap: Overlap = "allow"
     alert_after: int | float | str | None = None
     alert_task: str | None = None
@@ -584,6 +584,8 @@ def _instant(value: datetime | str | date, zone: zoneinfo.ZoneInfo) -> datetime:
             raise ValueError(
                 f"expected an ISO 8601 instant like 2026-12-01T09:00:00+01:00, got {value!r}"
             ) from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)  # a day: its local midnight
     if not isinstance(value, datetime):
         raise ValueError(f"expected a date and time, got {value!r}")
     if value.tzinfo is None:

@@ -3,7 +3,7 @@ every key survives its fingerprint (config hash, drift, plan) and a rename."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -192,3 +192,12 @@ def test_an_h_cron_job_agrees_on_its_resolved_text() -> None:
     assert problems == []
     assert rebuilt is not None
     assert rebuilt.fingerprint() == hashed
+
+
+def test_a_calendar_starts_on_a_day_read_at_local_midnight() -> None:
+    job = good(task="t", calendar={"weeks": 2, "at": "09:00"}, start=date(2026, 1, 5),
+               timezone="Europe/Berlin")  # fmt: skip
+    assert job.start == datetime(2026, 1, 4, 23, tzinfo=UTC)
+    first = job.trigger.next_slot(datetime(2026, 1, 1, tzinfo=UTC))
+    assert first == datetime(2026, 1, 5, 8, tzinfo=UTC)  # 09:00 in Berlin
+    assert job.trigger.next_slot(first) == datetime(2026, 1, 19, 8, tzinfo=UTC)
