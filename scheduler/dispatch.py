@@ -245,9 +245,14 @@ class Dispatcher:
         return claims
 
     def _fire_claim(self, job: JobSpec, slot_s: int, token: int) -> FireClaim:
-        """The message goes to its queue in the claim (same Redis) or into the outbox."""
-        push = self.factory.redis_push(job, slot_s, token)
-        return FireClaim(job.name, slot_s, push.key if self.atomic else "", push.payload)
+        """The messages go to their queues in the claim (same Redis) or into the outbox: one,
+        or every member of a group, claimed together."""
+        if job.compose != "group":  # one message (an attribute read: plain jobs pay nothing)
+            push = self.factory.redis_push(job, slot_s, token)
+            return FireClaim(job.name, slot_s, push.key if self.atomic else "", push.payload)
+        first, *rest = self.factory.redis_pushes(job, slot_s, token)
+        more = tuple((push.key if self.atomic else "", push.payload) for push in rest)
+        return FireClaim(job.name, slot_s, first.key if self.atomic else "", first.payload, more)
 
     @staticmethod
     def _count(

@@ -33,12 +33,15 @@ class AdoptFlag(IntEnum):
 @dataclass(frozen=True, slots=True)
 class FireClaim:
     """One slot to claim. `payload` is the message: LPUSHed to `queue_key` when that is set
-    (same-Redis broker), else appended to the outbox (another broker)."""
+    (same-Redis broker), else appended to the outbox (another broker). `more` holds the other
+    messages of the fire (a group's members after the first) as (queue_key, payload): claimed
+    with it, all or none."""
 
     job: str
     slot_s: int
     queue_key: str = ""
     payload: bytes = b""
+    more: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

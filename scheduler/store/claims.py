@@ -103,10 +103,12 @@ class Claims:
     ) -> ClaimReply:
         """Claim (and maybe enqueue) fires, record missed ranges; a ClaimStatus per fire.
 
-        With `outbox_cap` > 0 each claimed slot's message is appended to the outbox, and
-        refused (OUTBOX_FULL) once the outbox holds that many. All or nothing per call: a
-        wrong value of one job makes its fires CORRUPT (named in the reply), a wrong shared
-        key raises StateCorrupt, a lost lease LeaseLost; nothing of that chunk is written.
+        With `outbox_cap` > 0 each claimed slot's messages are appended to the outbox, and
+        refused (OUTBOX_FULL) once the outbox holds that many entries (a group's fire is
+        admitted whole while there is room for one: it may pass the cap by its size - 1).
+        All or nothing per call: a wrong value of one job makes its fires CORRUPT (named in
+        the reply), a wrong shared key raises StateCorrupt, a lost lease LeaseLost; nothing of
+        that chunk is written. A fire's messages (`FireClaim.more`) share its status.
         """
         statuses: list[int] = []
         corrupt: list[Corruption] = []
@@ -132,8 +134,14 @@ class Claims:
             for gap in pending_missed:
                 args += [gap.job, gap.first_s, gap.last_s, gap.count, gap.reason]
             args.append(len(chunk))
-            for fire in chunk:
+            extras: list[Any] = []
+            for index, fire in enumerate(chunk, 1):
                 args += [fire.job, fire.slot_s, fire.queue_key, fire.payload]
+                if fire.more:  # a group's other members, after the fires (see claim.lua)
+                    for queue_key, payload in fire.more:
+                        extras += [index, queue_key, payload]
+            args.append(len(extras) // 3)
+            args += extras
             with redis_errors("claiming slots"):
                 reply = self._claim(keys=keys, args=args)
             _check_fenced(reply, "claim")

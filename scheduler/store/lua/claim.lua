@@ -8,7 +8,11 @@
 -- ARGV[5] how far (s) a slot may be ahead of Redis TIME: the allowed clock offset;
 -- ARGV[6] number of missed ranges M, then M groups of 5: job, first, last, count, reason;
 -- then the number of fires F, then F groups of 4: job, slot (epoch s),
--- queue key ('' = no LPUSH: the message goes to the outbox), message.
+-- queue key ('' = no LPUSH: the message goes to the outbox), message;
+-- then the number of extra messages E (absent: none), then E groups of 3: the fire's index
+-- among the F (1-based), queue key, message: a group's members after the first. A fire's
+-- messages go together: every status applies to all of them (all pushed, or none). Kept
+-- apart from the fires so that a burst of plain fires pays nothing for them.
 -- Missed ranges come first: they are older than any fire of the same job in the batch.
 --
 -- All or nothing: Redis keeps a script's earlier writes when a later command fails, so every
@@ -144,6 +148,21 @@ for f = 1, fires do
     queue_usable(job, ARGV[base + 2])
   end
 end
+-- Extra messages by fire index: {queue, message, queue, message, ...}; nil when there are none.
+local extras = nil
+local e = first_fire + fires * 4
+for _ = 1, tonumber(ARGV[e] or '0') do
+  local f, queue = tonumber(ARGV[e + 1]), ARGV[e + 2]
+  extras = extras or {}
+  local list = extras[f] or {}
+  extras[f] = list
+  list[#list + 1] = queue
+  list[#list + 1] = ARGV[e + 3]
+  if not statuses[f] then
+    queue_usable(ARGV[first_fire + (f - 1) * 4], queue)
+  end
+  e = e + 3
+end
 
 -- Phase 2: decide and write. Every key and value touched below was checked above.
 local function add_missed(job, first, last, count, reason)
@@ -178,6 +197,20 @@ local function flush(command, key, values)
 end
 local new_marks, new_last, pushes, queues, outbox = {}, {}, {}, {}, {}
 local outbox_size = outbox_cap > 0 and redis.call('LLEN', KEYS[8]) or 0
+-- A group's extra messages (the plain fires below do the same inline: a burst has 1,000).
+local function enqueue(queue, message)
+  if queue ~= '' then
+    if pushes[queue] == nil then
+      pushes[queue] = {}
+      queues[#queues + 1] = queue
+    end
+    local list = pushes[queue]
+    list[#list + 1] = message
+  elseif outbox_cap > 0 then
+    outbox[#outbox + 1] = message
+    outbox_size = outbox_size + 1
+  end
+end
 for f = 1, fires do
   local base = first_fire + (f - 1) * 4
   local job, slot, queue, message = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
@@ -222,6 +255,14 @@ for f = 1, fires do
     elseif outbox_cap > 0 then
       outbox[#outbox + 1] = message
       outbox_size = outbox_size + 1
+    end
+    -- A group's other members, claimed with the first. The outbox admits a fire while it
+    -- holds fewer than its cap, whatever the fire's size (a group never waits for room).
+    local more = extras and extras[f]
+    if more then
+      for m = 1, #more, 2 do
+        enqueue(more[m], more[m + 1])
+      end
     end
     redis.call('XADD', KEYS[4], 'MAXLEN', '~', cap, '*', 'job', job, 'slot', slot, 'token', token)
     statuses[f] = 1
