@@ -88,12 +88,20 @@ class OperatorPublisher:
         return sent
 
     def _publish(self, fire: Fire, job: JobSpec) -> None:
-        arguments: dict[str, Any] = self.factory.operator_publish_arguments(
+        """Every message of the fire (a group's members too), each as the leader sends it."""
+        producer = self._ensure_producer()
+        messages: list[dict[str, Any]] = self.factory.operator_message_arguments(
             job, fire.slot_s, fire.task_id, fire.kind
         )
-        declare = [] if job.queue in self._declared else [self.factory.queue(job.queue)]
-        self._ensure_producer().publish(declare=declare, **arguments)
-        self._declared.add(job.queue)
+        for arguments in messages:
+            # Declared only through the default exchange, where the routing key is the queue
+            # (a named exchange routes by the deployment's bindings).
+            queue = arguments["routing_key"]
+            routed = arguments["exchange"] != ""
+            declare = [] if routed or queue in self._declared else [self.factory.queue(queue)]
+            producer.publish(declare=declare, **arguments)
+            if not routed:
+                self._declared.add(queue)
 
     def _record(self, fires: Sequence[Fire]) -> None:
         if not fires:

@@ -174,9 +174,14 @@ class OutboxPublisher:
         """Send one entry: the message as built at claim time, whatever this node's config."""
         producer = self._ensure_producer()
         queue = outgoing.queue
-        declare = [] if queue in self._declared else [self.factory.queue(queue)]
+        # Through the default exchange the routing key names the queue: declare it, so the
+        # first message to a new queue is kept. Through a named exchange (AMQP routing) it is
+        # only a key; the bindings are the deployment's (workers declare their queues).
+        routed = outgoing.arguments["exchange"] != ""
+        declare = [] if routed or queue in self._declared else [self.factory.queue(queue)]
         producer.publish(outgoing.payload, declare=declare, **outgoing.arguments)
-        self._declared.add(queue)
+        if not routed:
+            self._declared.add(queue)
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:
