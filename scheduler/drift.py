@@ -31,6 +31,8 @@ _SECONDS_FIELDS = {
     "soft_time_limit_s": "soft_time_limit", "time_limit_s": "time_limit", "jitter_s": "jitter",
     "timeout_s": "timeout", "retry_delay_s": "retry_delay",
 }  # fmt: skip
+# The config keys whose fingerprint value is seconds (job_table writes them as seconds).
+DURATION_KEYS = frozenset(_SECONDS_FIELDS.values())
 # The order fields are shown in, as a job table is usually written.
 _FIELD_ORDER = (
     "task", "chain", "group", "command", "cwd", "env", "timeout_s", "user", "http",

@@ -26,6 +26,7 @@ from scheduler.cli.common import (
 from scheduler.clock import utc
 from scheduler.config import Config
 from scheduler.describe import schedule_words
+from scheduler.drift import DURATION_KEYS, SCHEDULE_KINDS, job_table
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import SchedulerError
 from scheduler.history import FAILED, FIRE_KINDS, detail, instant_text, rows
@@ -200,7 +201,28 @@ def definition(job: JobSpec) -> dict[str, Any]:
         "alert_after": None if job.alert_after is None else format_duration(job.alert_after),
         "alert_task": job.alert_task,
         "alert_webhook": job.alert_webhook,
+        # What issue 12's options set (command, http, chain, priority, jitter...), as a config
+        # writes them; absent when unset.
+        **{
+            key: _written(key, value)
+            for key, value in job_table(job.fingerprint()).items()
+            if key not in _WRITTEN_ABOVE
+        },
     }
+
+
+def _written(key: str, value: Any) -> Any:
+    """A fingerprint's value as the config writes it: durations in seconds become "90s"."""
+    if key in DURATION_KEYS and isinstance(value, int | float):
+        return format_duration(timedelta(seconds=value))
+    return value
+
+
+# The keys definition() writes itself (and the schedule, under its kind).
+_WRITTEN_ABOVE = frozenset(
+    {"task", "timezone", "args", "kwargs", "queue", "catchup", "misfire_grace", "overlap",
+     "alert_after", "alert_task", "alert_webhook", *SCHEDULE_KINDS}
+)  # fmt: skip
 
 
 def _since_ms(text: str, now_s: float, zone: ZoneInfo) -> int:

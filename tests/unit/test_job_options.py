@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from scheduler.cli.history import definition
 from scheduler.drift import compare, job_table, rebuild_job
 from scheduler.jobspec import JobSpec, build_job
 from scheduler.jobspec_options import ANY_2XX, HttpRequest, ShellOptions, Step
@@ -201,3 +202,17 @@ def test_a_calendar_starts_on_a_day_read_at_local_midnight() -> None:
     first = job.trigger.next_slot(datetime(2026, 1, 1, tzinfo=UTC))
     assert first == datetime(2026, 1, 5, 8, tzinfo=UTC)  # 09:00 in Berlin
     assert job.trigger.next_slot(first) == datetime(2026, 1, 19, 8, tzinfo=UTC)
+
+
+def test_jobs_show_writes_the_options_as_the_config_does() -> None:
+    job = good(command=["/bin/echo", "hi"], cwd="/tmp", timeout="30s", cron="0 3 * * *",
+               jitter="5m", expires="next", priority=5)  # fmt: skip
+    shown = definition(job)
+    assert shown["task"] == "jobs.builtin.shell"
+    assert (shown["command"], shown["cwd"], shown["timeout"]) == (
+        ["/bin/echo", "hi"],
+        "/tmp",
+        "30s",
+    )
+    assert (shown["jitter"], shown["expires"], shown["priority"]) == ("5m", "next", 5)
+    assert "routing_key" not in shown  # unset options are left out
