@@ -55,6 +55,7 @@ def test_json_shape_definition_state_next_slots_fires_and_missed(
         "description": "Every minute", "timezone": "UTC", "args": [], "kwargs": {},
         "queue": "celery", "catchup": "all", "misfire_grace": "1m30s", "overlap": "skip",
         "alert_after": "2h", "alert_task": None, "alert_webhook": None,
+        "start": "2027-01-01T00:00:00+00:00",
     }  # fmt: skip
     assert shown["watermark"] == slot_text(T0 + 120)
     assert shown["last_success"] == "2027-01-15T08:00:01.770Z"
