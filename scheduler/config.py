@@ -99,7 +99,9 @@ class SchedulerSettings(Strict):
     def _readread_zone(cls, value: object) -> zoneinfo.ZoneInfo:
         return value if isinstance(value, zoneinfo.ZoneInfo) else read_zone(value)
 
-    @field_validator("lease_ttl", "max_clock_offset", "history_ttl", mode="before")
+    @field_validator(
+        "lease_ttl", "max_clock_offset", "history_ttl", "result_expires", mode="before"
+    )
     @classmethod
     def _read_duration(cls, value: object) -> timedelta:
         return value if isinstance(value, timedelta) else parse_duration(value)
@@ -124,6 +126,18 @@ class SchedulerSettings(Strict):
         wrong = webhook_problem(value) if value else None
         if wrong is not None:
             raise ValueError(wrong)
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _result_store(cls, value: str) -> str:
+        # Celery names its backends by URL scheme (redis://, db+sqlite:///...): a typo would
+        # only surface when a worker starts, far from the file.
+        if value and not re.fullmatch(r"[a-z][a-z0-9+.-]*://\S*", value):
+            raise ValueError(
+                'expected a result store URL like "redis://host:6379/1" or '
+                '"db+sqlite:///var/lib/scheduler/results.db" (value not shown)'
+            )
         return value
 
     @field_validator("http_listen")

@@ -134,6 +134,8 @@ JOB = '[jobs.cleanup]\ntask = "t"\n'
         ('[scheduler]\nredis_url = "localhost"', "scheduler.toml: scheduler.redis_url: expected a URL like redis://host:6379/0 (value not shown)"),
         ('[scheduler]\nlease_tll = "2s"', "scheduler.toml: scheduler.lease_tll: unknown key"),
         ('[scheduler]\nlease_ttl = "100ms"', "scheduler.toml: scheduler.lease_ttl: must be at least 300ms, got 100ms"),
+        ('[scheduler]\nresult_backend = "sqlite.db"', 'scheduler.toml: scheduler.result_backend: expected a result store URL like "redis://host:6379/1" or "db+sqlite:///var/lib/scheduler/results.db" (value not shown)'),
+        ('[scheduler]\nresult_expires = "soon"', "scheduler.toml: scheduler.result_expires: invalid duration 'soon'"),
         ('[scheduler]\ntimezone = "Nowhere"', "scheduler.toml: scheduler.timezone: unknown time zone 'Nowhere'"),
         ("[schedular]\n", "scheduler.toml: schedular: unknown table (expected [scheduler] or [jobs.*])"),
         ('[scheduler]\ninclude = ["missing.toml"]', "scheduler.toml: scheduler.include: no file matches 'missing.toml'"),

@@ -87,11 +87,6 @@ def test_sqlite_backend_stores_the_result_and_jobs_show_reads_history(
 
 @pytest.mark.integration
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler/config.py reads result_expires as a duration only once it joins "
-    "_read_duration's fields (reported to the lead); until then no value but the default loads",
-)
 def test_redis_results_expire_after_result_expires(cluster: Cluster) -> None:
     cluster.configure(
         namespace=NAMESPACE,
