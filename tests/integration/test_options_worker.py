@@ -111,6 +111,16 @@ def test_options_on_real_workers(cluster: Cluster) -> None:
         assert sorted(report["task_id"] for report in succeeded) == sorted(members)
         assert {report["slot"] for report in succeeded} == {iso(at)}
 
+        # -- the same group fired by `scheduler trigger`: every member again, ids of its own
+        done = cluster.cli("trigger", "fan")
+        assert done.returncode == 0, done.stderr
+        manual = re.search(r"task (\S+) \(slot", done.stdout)
+        assert manual is not None, done.stdout
+        again = [member_id(manual.group(1), index) for index in range(3)]
+        assert [AsyncResult(m, app=client).get(timeout=20) for m in again] == [
+            3, 12, "Hello, group!",
+        ]  # fmt: skip
+
         # -- routing: the `special` job ran there; the `celery` one waits for its worker --
         assert len(cluster.wait_until(
             lambda: events(state, "routed", "succeeded"), timeout_s=10, what="routed's run",
