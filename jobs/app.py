@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from kombu import Exchange, Queue, binding
 
 from jobs.hooks import install
-from jobs.settings import QueueDeclaration, WorkerSettings, load_worker_settings
+from jobs.settings import WorkerSettings, load_worker_settings
 from scheduler.connections import STATE_SCHEMES, kombu_broker, result_backend
+from scheduler.queues import kombu_queue
 from scheduler.zones import use_pinned_tzdata
 
 
@@ -59,28 +59,3 @@ def create_app(settings: WorkerSettings | None = None) -> Any:
         app.amqp.queues.add(kombu_queue(declaration))
     install(app, settings)
     return app
-
-
-def kombu_queue(declaration: QueueDeclaration) -> Queue:
-    """The queue as the scheduler declares it (its own direct exchange and key), with every
-    other binding the config's jobs publish through, and its priorities."""
-    name = declaration.name
-    arguments = (
-        {"x-max-priority": declaration.max_priority}
-        if declaration.max_priority is not None
-        else None
-    )
-    queue = Queue(
-        name,
-        routing_key=name,
-        bindings=[
-            binding(Exchange(exchange, "direct"), routing_key=routing_key)
-            for exchange, routing_key in declaration.bindings
-            if (exchange, routing_key) != (name, name)
-        ],
-        queue_arguments=arguments,
-    )
-    # kombu drops the exchange of a queue given bindings, and Celery then puts its "celery"
-    # default there, which would route the default queue's tasks here as well.
-    queue.exchange = Exchange(name, "direct")
-    return queue

@@ -4,58 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from scheduler.config import default_config_path, load_config, settings_from_environment
-from scheduler.jobspec import JobSpec
+from scheduler.queues import QueueDeclaration, queue_declarations
 
 log = logging.getLogger(__name__)
-
-# RabbitMQ's x-max-priority of a queue that jobs with a `priority` (0-9) use: Celery's own
-# examples use 10, and RabbitMQ keeps one sub-queue per level, so more would cost for nothing.
-MAX_PRIORITY = 10
-
-
-@dataclass(frozen=True)
-class QueueDeclaration:
-    """How a queue the config's jobs publish to is declared, as plain data (kombu's Queue is
-    built from it in jobs.app): the (exchange, routing key) pairs bound to it, and its
-    x-max-priority when a job on it sets a priority (None: a queue without priorities).
-
-    The scheduler declares the same queue when it first publishes to it, so both must agree:
-    RabbitMQ refuses a second declaration whose x-max-priority differs (PRECONDITION_FAILED).
-    """
-
-    name: str
-    bindings: tuple[tuple[str, str], ...]  # (exchange, routing_key), exchange "direct"
-    max_priority: int | None = None
-
-
-def queue_declarations(jobs: Iterable[JobSpec]) -> tuple[QueueDeclaration, ...]:
-    """The queues the jobs publish to that need more than Celery's default declaration (a
-    direct exchange and routing key both named after the queue): those that some job reaches
-    through its own exchange or routing key, or with a priority. Sorted by name."""
-    bindings: dict[str, dict[tuple[str, str], None]] = {}
-    prioritised: set[str] = set()
-    routed: set[str] = set()
-    for job in jobs:
-        queue = job.queue
-        exchange = job.exchange or queue
-        routing_key = job.routing_key or queue
-        pairs = bindings.setdefault(queue, {(queue, queue): None})
-        pairs[(exchange, routing_key)] = None
-        if (exchange, routing_key) != (queue, queue):
-            routed.add(queue)
-        if job.priority is not None:
-            prioritised.add(queue)
-    return tuple(
-        QueueDeclaration(name, tuple(bindings[name]), MAX_PRIORITY if name in prioritised else None)
-        for name in sorted(routed | prioritised)
-    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ from scheduler.config import SchedulerSettings
 from scheduler.connections import kombu_broker
 from scheduler.jobspec import JobSpec, name_in_json
 from scheduler.message_key import load_key
+from scheduler.queues import QueueDeclaration, kombu_queue, queue_declarations
 from scheduler.signing import Signer, canonical_body
 from scheduler.triggers import AtTrigger
 from scheduler.wire import (
@@ -177,6 +179,10 @@ class MessageFactory:
         self._capture_lock = threading.Lock()
         self._tag_prefix = str(uuid.uuid4())[:24]
         self._tags_sent = 0
+        # The config file's queues that need more than Celery's default declaration (a named
+        # exchange, a priority), as the workers declare them: see use_jobs().
+        self._declarations: dict[str, QueueDeclaration] = {}
+        self._bound: dict[tuple[str, str], list[QueueDeclaration]] = {}
 
     @classmethod
     def for_settings(cls, settings: SchedulerSettings) -> MessageFactory:
@@ -279,7 +285,8 @@ class MessageFactory:
         message says exactly that ("" and the queue), and is restored to the same queue."""
         if self.redis_broker or (job.exchange is None and job.routing_key is None):
             return "", job.queue
-        return job.exchange or "", job.routing_key or job.queue
+        # Without an exchange: the queue's own, as the workers declare it (scheduler/queues.py).
+        return job.exchange or job.queue, job.routing_key or job.queue
 
     def _celery_options(self, job: JobSpec, slot_s: int, ident: str, index: int) -> dict[str, Any]:
         """as_task_v2's keyword arguments for the job's options."""
@@ -302,10 +309,21 @@ class MessageFactory:
     def _chain_rest(self, job: JobSpec) -> list[dict[str, Any]]:
         """A chain's steps after the first as Celery embeds them: signatures, last first
         (celery/canvas.py _chain.run; the worker pops the next one off the end)."""
+        # Each later step is sent by the worker that ran the one before: it goes where the
+        # job's first step went, or to Celery's default queue (where no worker may listen).
+        route: dict[str, Any] = {"queue": job.queue}
+        if not self.redis_broker and (job.exchange is not None or job.routing_key is not None):
+            route["exchange"], route["routing_key"] = self._route(job)
+        if job.priority is not None:
+            route["priority"] = job.priority
         return [
             dict(
                 self.app.signature(
-                    step.task, list(step.args), dict(step.kwargs), immutable=step.immutable
+                    step.task,
+                    list(step.args),
+                    dict(step.kwargs),
+                    immutable=step.immutable,
+                    **route,
                 )
             )
             for step in reversed(job.steps[1:])
@@ -503,9 +521,31 @@ class MessageFactory:
             self._capture_producer = Producer(channel, exchange=Exchange(""), auto_declare=False)
         return self._capture_producer, self._capture
 
+    def use_jobs(self, jobs: Iterable[JobSpec]) -> None:
+        """Declare queues as the workers do, from the config file's `jobs` (what workers read):
+        a priority queue with its x-max-priority, a routed one with its exchange's bindings."""
+        declarations = queue_declarations(jobs)
+        self._declarations = {found.name: found for found in declarations}
+        bound: dict[tuple[str, str], list[QueueDeclaration]] = {}
+        for found in declarations:
+            for pair in found.bindings:
+                bound.setdefault(pair, []).append(found)
+        self._bound = bound
+
     def queue(self, name: str) -> Queue:
-        """The queue as Celery declares it, so the first publish to a new queue is not lost."""
+        """The queue as the workers declare it, so the first publish to a new queue is kept."""
+        found = self._declarations.get(name)
+        if found is not None:
+            return kombu_queue(found)
         return Queue(name, Exchange(name, "direct"), routing_key=name)
+
+    def queues_for(self, exchange: str, routing_key: str) -> list[Queue]:
+        """What to declare before publishing through `exchange` with `routing_key`: through
+        the default exchange the key names the queue; through a named one, the config's
+        queues bound to it (none known: the deployment's own bindings decide)."""
+        if exchange == "":
+            return [self.queue(routing_key)]
+        return [kombu_queue(found) for found in self._bound.get((exchange, routing_key), [])]
 
     def close(self) -> None:
         if self._capture_connection is not None:

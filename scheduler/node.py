@@ -108,6 +108,7 @@ class Node:
             config=lambda: self.config,
         )
         self.factory = MessageFactory.for_settings(settings)
+        self.factory.use_jobs(config.jobs.values())  # the file's jobs: what workers read
         self.dispatcher = Dispatcher(
             self.claims,
             self.factory,
@@ -513,6 +514,8 @@ class Node:
         self._apply_settings(plan.config.scheduler)
         self.restart_needed = plan.restart_needed
         self.factory.forget_templates()
+        self.factory.use_jobs(fresh.jobs.values())
+        self.publisher.forget_declarations()
         if self.atomic:
             threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         kept = f"; {len(runtime.jobs)} runtime jobs kept" if runtime.jobs else ""

@@ -61,9 +61,10 @@ class OperatorPublisher:
         self.client = client
         self.keys = Keys(settings.namespace)
         self.factory = MessageFactory.for_settings(settings)
+        self.factory.use_jobs(config.jobs.values())
         self._connection: Connection | None = None
         self._producer: Producer | None = None
-        self._declared: set[str] = set()
+        self._declared: set[tuple[str, str]] = set()
 
     def send(self, fires: Sequence[Fire], jobs: Mapping[str, JobSpec]) -> int:
         """Publish each fire, oldest first, recording each batch once the broker took it; the
@@ -94,14 +95,11 @@ class OperatorPublisher:
             job, fire.slot_s, fire.task_id, fire.kind
         )
         for arguments in messages:
-            # Declared only through the default exchange, where the routing key is the queue
-            # (a named exchange routes by the deployment's bindings).
-            queue = arguments["routing_key"]
-            routed = arguments["exchange"] != ""
-            declare = [] if routed or queue in self._declared else [self.factory.queue(queue)]
+            # Declared as the workers declare them (MessageFactory.queues_for).
+            route = (arguments["exchange"], arguments["routing_key"])
+            declare = [] if route in self._declared else self.factory.queues_for(*route)
             producer.publish(declare=declare, **arguments)
-            if not routed:
-                self._declared.add(queue)
+            self._declared.add(route)
 
     def _record(self, fires: Sequence[Fire]) -> None:
         if not fires:

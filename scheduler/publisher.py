@@ -119,7 +119,7 @@ class OutboxPublisher:
         self.factory = factory
         self._connection: Connection | None = None
         self._producer: Producer | None = None
-        self._declared: set[str] = set()
+        self._declared: set[tuple[str, str]] = set()
 
     def drain(self, lease_value: str) -> int:
         """Publish the whole outbox in order; the number sent. An entry that cannot be read
@@ -173,15 +173,16 @@ class OutboxPublisher:
     def _publish(self, outgoing: _Outgoing) -> None:
         """Send one entry: the message as built at claim time, whatever this node's config."""
         producer = self._ensure_producer()
-        queue = outgoing.queue
-        # Through the default exchange the routing key names the queue: declare it, so the
-        # first message to a new queue is kept. Through a named exchange (AMQP routing) it is
-        # only a key; the bindings are the deployment's (workers declare their queues).
-        routed = outgoing.arguments["exchange"] != ""
-        declare = [] if routed or queue in self._declared else [self.factory.queue(queue)]
+        route = (outgoing.arguments["exchange"], outgoing.queue)
+        # Declared as the workers declare them (MessageFactory.queues_for): the first message
+        # to a new queue, or through a named exchange no worker has bound yet, is kept.
+        declare = [] if route in self._declared else self.factory.queues_for(*route)
         producer.publish(outgoing.payload, declare=declare, **outgoing.arguments)
-        if not routed:
-            self._declared.add(queue)
+        self._declared.add(route)
+
+    def forget_declarations(self) -> None:
+        """After a reload: the queues' declarations may have changed with the jobs."""
+        self._declared = set()
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:

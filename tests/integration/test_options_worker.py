@@ -172,11 +172,6 @@ def test_options_on_real_workers(cluster: Cluster) -> None:
 
 @pytest.mark.integration
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="scheduler/messages.py _chain_rest embeds the later steps without the job's queue: "
-    "the worker sends mul(8) to Celery's default queue `celery`, which no worker here reads",
-)
 def test_a_chain_fired_by_trigger_ends_with_the_last_result(cluster: Cluster) -> None:
     chain = [
         {"task": "jobs.examples.add", "args": [4, 4]},

@@ -21,10 +21,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from kombu import Connection, Exchange, Queue
 
-from jobs.app import create_app, kombu_queue
-from jobs.settings import MAX_PRIORITY, QueueDeclaration, WorkerSettings, queue_declarations
+from jobs.app import create_app
+from jobs.settings import WorkerSettings
 from scheduler.clock import utc
 from scheduler.jobspec import JobSpec
+from scheduler.queues import MAX_PRIORITY, QueueDeclaration, kombu_queue, queue_declarations
 from scheduler.triggers import AtTrigger
 
 from .harness import Child, Children, Cluster, every_second, wait_for_outcome, wait_until
@@ -205,11 +206,6 @@ def test_a_job_routed_through_its_exchange_reaches_its_queue(
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for the scheduler side: it declares the queue without x-max-priority, so "
-    "the worker's declaration (jobs.settings.queue_declarations) is refused with 406",
-)
 def test_priority_nine_overtakes_a_backlog_of_priority_zero(
     cluster: Cluster, rabbitmq_url: str, names: list[str]
 ) -> None:
@@ -234,7 +230,10 @@ def test_priority_nine_overtakes_a_backlog_of_priority_zero(
     with Connection(rabbitmq_url, connect_timeout=5) as connection:
 
         def depth() -> int:
-            declared = connection.default_channel.queue_declare(queue, passive=True)
+            try:  # a channel of its own: a refused passive declare closes it
+                declared = connection.channel().queue_declare(queue, passive=True)
+            except connection.channel_errors:
+                return 0  # not declared yet: the node declares it with its first publish
             return int(declared.message_count)
 
         cluster.wait_until(lambda: depth() >= 6, timeout_s=30, what=f"a backlog on {queue}")
@@ -258,11 +257,6 @@ def test_priority_nine_overtakes_a_backlog_of_priority_zero(
 
 @pytest.mark.integration
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="waits for the scheduler side: declare the job's exchange and binding before its "
-    "first publish, as jobs.settings.queue_declarations says (scheduler/messages.py queue())",
-)
 def test_fires_routed_before_any_worker_declared_the_exchange_are_kept(
     cluster: Cluster, rabbitmq_url: str, names: list[str]
 ) -> None:
