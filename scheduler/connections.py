@@ -376,3 +376,10 @@ def listen_address(text: str) -> tuple[str, int]:
     if not host or any(c.isspace() for c in host):
         raise ValueError(f'expected "host:port", got {text!r}')
     return host, int(port_text)
+
+
+# A broker hiccup (a reset connection, a failover of its own) is retried within the publish:
+# reconnect and send again, a bounded few times in about a second. Beyond that the entry stays
+# in the outbox and the drain is retried with a growing pause: the outbox is the guarantee,
+# this only spares a slot the pause. A repeat sent twice is the same task id (run once).
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.0, "interval_step": 0.2, "interval_max": 0.5}

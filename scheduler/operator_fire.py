@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from scheduler.config import Config
+from scheduler.connections import PUBLISH_RETRY
 from scheduler.errors import SchedulerError
 from scheduler.jobspec import JobSpec
 from scheduler.manual import Fire
@@ -98,7 +99,7 @@ class OperatorPublisher:
             # Declared as the workers declare them (MessageFactory.queues_for).
             route = (arguments["exchange"], arguments["routing_key"])
             declare = [] if route in self._declared else self.factory.queues_for(*route)
-            producer.publish(declare=declare, **arguments)
+            producer.publish(declare=declare, retry=True, retry_policy=PUBLISH_RETRY, **arguments)
             self._declared.add(route)
 
     def _record(self, fires: Sequence[Fire]) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from kombu import Connection, Producer
 
+from scheduler.connections import PUBLISH_RETRY
 from scheduler.errors import LeaseLost, PublishFailed, SchedulerError
 from scheduler.lease import Lease
 from scheduler.messages import MessageFactory
@@ -177,7 +178,13 @@ class OutboxPublisher:
         # Declared as the workers declare them (MessageFactory.queues_for): the first message
         # to a new queue, or through a named exchange no worker has bound yet, is kept.
         declare = [] if route in self._declared else self.factory.queues_for(*route)
-        producer.publish(outgoing.payload, declare=declare, **outgoing.arguments)
+        producer.publish(
+            outgoing.payload,
+            declare=declare,
+            retry=True,
+            retry_policy=PUBLISH_RETRY,
+            **outgoing.arguments,
+        )
         self._declared.add(route)
 
     def forget_declarations(self) -> None:
