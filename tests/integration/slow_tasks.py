@@ -38,6 +38,16 @@ def nap(self: Any, seconds: float, log_key: str) -> str:
     return f"napped {seconds}s"
 
 
+@app.task(bind=True, name="tests.integration.slow_tasks.headers_seen")  # type: ignore[untyped-decorator]
+def headers_seen(self: Any, name: str, log_key: str) -> None:
+    """Pushes the value of the message header `name`, as the worker saw it, onto `log_key`."""
+    state = redis.Redis.from_url(settings.redis_url, socket_timeout=5.0)
+    try:
+        state.rpush(log_key, json.dumps(request_header(self.request, name)))
+    finally:
+        state.close()
+
+
 @app.task(name="tests.integration.slow_tasks.record_alert")  # type: ignore[untyped-decorator]
 def record_alert(**kwargs: Any) -> None:
     """An alert task: pushes the kwargs it was sent (JSON, keys sorted) onto `ALERTS_KEY`."""

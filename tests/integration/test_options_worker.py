@@ -1,6 +1,7 @@
 """Issue 12's options on real Celery workers, fired by a real node (and `scheduler trigger`) on
-a private Redis: every member of a group, expires = "next" discarding a stale backlog, a hard
-time limit, Redis priorities (kombu reads 0 first), queue routing, and a chain's last result.
+a private Redis: every member of a group, expires = "next" discarding a stale backlog, hard and
+soft time limits, ignore_result, the job's own headers, Redis priorities (kombu reads 0
+first), queue routing, and a chain's last result.
 
 One cluster serves every case but the chain: the jobs are written in one config, at instants a
 few seconds ahead; a worker on the `special` queue runs from the start, another on `prio` and
@@ -27,6 +28,7 @@ from .harness import Child, Cluster, slot_text, task_id_for
 
 NS = "it-options"
 PRIO_LOG = "it-options:prio-log"
+HEADERS_LOG = "it-options:headers"
 NAP = "tests.integration.slow_tasks.nap"
 
 
@@ -79,6 +81,13 @@ def test_options_on_real_workers(cluster: Cluster) -> None:
         "sleepy": {"at": iso(at), "queue": "special", "task": NAP, "time_limit": "1s",
                    "kwargs": {"seconds": 5, "log_key": "it-options:sleepy"}},
         "routed": {"at": iso(at), "queue": "special", "task": "jobs.examples.ping"},
+        "quiet": {"at": iso(at), "queue": "special", "task": "jobs.examples.ping",
+                  "ignore_result": True},
+        "soft": {"at": iso(at), "queue": "special", "task": NAP, "soft_time_limit": "1s",
+                 "time_limit": "10s", "kwargs": {"seconds": 4, "log_key": "it-options:soft"}},
+        "tagged": {"at": iso(at), "queue": "special", "headers": {"tenant": "acme"},
+                   "task": "tests.integration.slow_tasks.headers_seen",
+                   "kwargs": {"name": "tenant", "log_key": HEADERS_LOG}},
         "unrouted": {"at": iso(at), "task": "jobs.examples.ping"},  # queue "celery": no worker
         "tick": {"every": "1s", "queue": "exp", "expires": "next", "end": iso(end),
                  "task": "jobs.examples.ping"},
@@ -137,6 +146,26 @@ def test_options_on_real_workers(cluster: Cluster) -> None:
             lambda: events(state, "sleepy", "failed"), timeout_s=5, what="sleepy's failure"
         )
         assert failed[0]["error"].startswith("TimeLimitExceeded"), failed
+
+        # -- soft_time_limit = "1s" on a 4 s nap: the task is interrupted, and fails --------
+        soft = cluster.wait_until(
+            lambda: events(state, "soft", "failed"), timeout_s=15, what="soft's failure"
+        )
+        assert soft[0]["error"].startswith("SoftTimeLimitExceeded"), soft
+
+        # -- ignore_result: it ran, and left no result behind -------------------------------
+        cluster.wait_until(
+            lambda: events(state, "quiet", "succeeded"), timeout_s=10, what="quiet's run"
+        )
+        quiet_id = task_id_for(NS, "quiet", iso(at))
+        assert not state.exists(f"celery-task-meta-{quiet_id}")
+        assert state.exists(f"celery-task-meta-{task_id_for(NS, 'routed', iso(at))}")
+
+        # -- headers: the job's own header reaches the task ---------------------------------
+        seen = cluster.wait_until(
+            lambda: state.lrange(HEADERS_LOG, 0, -1), timeout_s=10, what="tagged's run"
+        )
+        assert [json.loads(raw) for raw in seen] == ["acme"]
 
         # -- a worker that was stopped: priorities and expiry ------------------------------
         cluster.wait_until(lambda: queued(state, "prio*") == 3, timeout_s=10,
