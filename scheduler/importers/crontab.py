@@ -20,17 +20,8 @@ from scheduler.importers.names import NameBook, valid_name
 from scheduler.importers.sources import ours
 from scheduler.importers.toml_text import ImportedJob, ImportResult
 from scheduler.jobspec import read_zone
+from scheduler.triggers.cron.expression import MACROS  # cron(8)'s, written out
 
-# cron(8)'s macros, written out so that croniter and a reader see the same five fields.
-MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _ENV_LINE = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*")
 _REBOOT = (
     "@reboot runs once when one host boots; a cluster of schedulers has no such moment "
