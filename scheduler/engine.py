@@ -8,7 +8,8 @@ A job's send time is its slot, or with `jitter` its slot plus the job's delay fo
 (task id, watermark, history). Lateness is judged from the send time: a jittered fire is not
 late because of its jitter (catchup and misfire_grace see it as sent at its nominal slot).
 A disabled job (`enabled = false`) is kept with its watermark but has no place on the heap;
-enabled again by a reload, it starts from the "now" of the next tick, as a new job does.
+enabled again by a reload, it starts from the "now" of the next tick, as a new job does, and
+the slots of its disabled time are recorded as one missed range (reason "disabled").
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ from scheduler.jitter import jitter_s
 from scheduler.jobspec import JobSpec
 from scheduler.policy import Decision, NextSlot, decide, slots_of
 from scheduler.records import MissedRange
-from scheduler.triggers import Trigger
+from scheduler.triggers import Trigger, count_slots
+from scheduler.triggers.instants import from_epoch_s, to_epoch_s
+
+# The reason of the missed range that holds the slots of a job's disabled time.
+DISABLED = "disabled"
 
 
 @dataclass(slots=True)
@@ -78,7 +83,7 @@ class Engine:
     def replace_jobs(self, jobs: Mapping[str, JobSpec], new_watermarks: Mapping[str, int]) -> None:
         """A reloaded config: keep the watermarks of jobs that stay, adopt those of new ones.
         A job enabled again starts from the next tick's "now": the slots of the time it was
-        disabled are neither fired nor missed."""
+        disabled are not fired: they become one missed range, "disabled"."""
         kept = {name: mark for name, mark in self.watermarks.items() if name in jobs}
         was_disabled = self._disabled
         self._use(jobs)
@@ -170,7 +175,7 @@ class Engine:
             slot_s, name = heapq.heappop(heap)
             job = jobs[name]
             if fresh and name in fresh:
-                rescheduled.extend(self._restart(name, now_s, shared))
+                rescheduled.extend(self._restart(name, now_s, shared, due.missed))
                 continue
             mark = watermarks[name]
             judged_s = now_s
@@ -215,10 +220,20 @@ class Engine:
         return due
 
     def _restart(
-        self, name: str, now_s: int, shared: dict[tuple[Trigger, int], int | None]
+        self,
+        name: str,
+        now_s: int,
+        shared: dict[tuple[Trigger, int], int | None],
+        missed: list[MissedRange],
     ) -> list[tuple[int, str]]:
-        """A job enabled again: from now on, as adoption starts a new job (nothing fires)."""
+        """A job enabled again: from now on, as adoption starts a new job (nothing fires).
+        The slots of the time it was disabled become one missed range (reason "disabled"),
+        which the claim writes with the watermark: a leader that takes over before the job
+        fires again reads that watermark, and fires none of them either."""
         self._fresh.discard(name)
+        gap = disabled_range(name, self.jobs[name].trigger, self.watermarks[name], now_s)
+        if gap is not None:
+            missed.append(gap)
         self.watermarks[name] = now_s
         entry = self._entry(name, now_s, shared)
         return [] if entry is None else [entry]
@@ -234,6 +249,16 @@ class Engine:
             for send_s, name in self._heap
             if send_s <= until_s and name not in fresh
         ]
+
+
+def disabled_range(name: str, trigger: Trigger, mark_s: int, now_s: int) -> MissedRange | None:
+    """The slots after `mark_s` up to `now_s` as one range of reason "disabled", or None."""
+    after, until = from_epoch_s(mark_s), from_epoch_s(now_s)
+    count = count_slots(trigger, after, until)
+    first, last = trigger.next_slot(after), trigger.previous_slot(until)
+    if count == 0 or first is None or last is None:
+        return None
+    return MissedRange(name, to_epoch_s(first), to_epoch_s(last), count, DISABLED)
 
 
 def _shared_steps(trigger: Trigger, shared: dict[tuple[Trigger, int], int | None]) -> NextSlot:

@@ -23,7 +23,7 @@ REPORT_WAIT_S = 15 * 60.0
 FIRE_KINDS = ("scheduled", "manual", "backfill", "catchup")
 DECISION_KINDS = ("skipped", "alert")
 # Why a slot was deliberately not sent: its range reads "skipped", any other reason "missed".
-DELIBERATE_REASONS = frozenset({"overlap", "paused"})
+DELIBERATE_REASONS = frozenset({"overlap", "paused", "disabled"})
 # Outcomes `history --failed` keeps.
 FAILED = frozenset({"failed"})
 _FINISHED = ("succeeded", "failed", "retried")

@@ -35,7 +35,7 @@ from operator import attrgetter, itemgetter
 from typing import TypeVar
 
 from scheduler.dispatch import Sent
-from scheduler.engine import Due
+from scheduler.engine import DISABLED, Due
 from scheduler.jobspec import JobSpec
 
 OUTCOMES = (
@@ -213,8 +213,12 @@ class NodeStats:
         labelled = self.labelled()
         per_outcome, slots = attribute(fires, sent.not_enqueued, labelled, self._everyone)
         missed: Counter[str] = Counter()
+        disabled = 0  # a job enabled again: its disabled time's slots, skipped on purpose
         for gap in due.missed:
-            missed[gap.reason] += gap.count
+            if gap.reason == DISABLED:
+                disabled += gap.count
+            else:
+                missed[gap.reason] += gap.count
         if sent.outbox_full:
             missed["outbox_full"] += sent.outbox_full
         with self._lock:
@@ -222,6 +226,8 @@ class NodeStats:
             _add(self._missed, missed)
             if sent.paused:
                 self._skipped["paused"] = self._skipped.get("paused", 0) + sent.paused
+            if disabled:
+                self._skipped[DISABLED] = self._skipped.get(DISABLED, 0) + disabled
             if sent.skipped_overlap:
                 self._skipped["overlap"] = self._skipped.get("overlap", 0) + sent.skipped_overlap
             for outcome, names in per_outcome.items():

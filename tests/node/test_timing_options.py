@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from scheduler.config import load_config
 from scheduler.jitter import jitter_s
 from scheduler.listing import JobFacts, job_rows
 from scheduler.wire import slot_text, task_id
@@ -109,10 +110,44 @@ def test_enabled_again_by_a_reload_it_starts_from_now(rig_factory: RigFactory) -
     reloaded_at = now_s(rig)
     reload(rig)
     assert rig.node.jobs["job"].enabled
+    # The disabled time is one range, and the watermark in Redis moved past it at once: a
+    # leader taking over now (before the job fires again) fires none of it either.
+    [gap] = missed(rig)
+    assert (gap[b"job"], gap[b"reason"], gap[b"last"]) == (
+        b"job",
+        b"disabled",
+        str(reloaded_at).encode(),
+    )
+    assert int(gap[b"count"]) == reloaded_at - int(gap[b"first"]) + 1
+    assert rig.redis.hget(rig.node.keys.watermarks, "job") == str(reloaded_at).encode()
     for _ in range(2):
         rig.tick()
     assert rig.fired() == [("job", slot_text(reloaded_at + s)) for s in (1, 2)]
-    assert missed(rig) == []
+
+
+def test_enabled_again_then_a_failover_before_it_fires_fires_none_of_its_disabled_time(
+    rig_factory: RigFactory,
+) -> None:
+    table = every("1s", enabled=False, misfire_grace="1h")
+    clock = whole_second_clock()
+    old = rig_factory({"job": table}, name="a.toml", node_id="n1", clock=clock,
+                      max_clock_offset="1m")  # fmt: skip
+    new = rig_factory({"job": table}, name="b.toml", node_id="n2", clock=clock,
+                      max_clock_offset="1m")  # fmt: skip
+    old.lead()
+    for _ in range(4):
+        old.tick()
+    old.path.write_text(old.path.read_text().replace("enabled = false", "enabled = true"))
+    enabled_at = now_s(old)
+    reload(old)  # its claim writes the disabled range and the watermark; then it dies
+    assert old.fired() == []
+    old.redis.delete(old.node.keys.lease)
+    new.path.write_text(new.path.read_text().replace("enabled = false", "enabled = true"))
+    new.node.config = load_config(new.path)
+    new.node.jobset.refresh(new.node.config, force=True)
+    new.lead()  # adopts the watermark the old leader wrote
+    new.tick()
+    assert new.fired() == [("job", slot_text(enabled_at + 1))]  # nothing older
 
 
 def jittered_job(clock: ManualClock) -> tuple[str, int, int]:

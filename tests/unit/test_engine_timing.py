@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from scheduler.engine import Engine
 from scheduler.jitter import jitter_s
 from scheduler.jobspec import JobSpec
+from scheduler.records import MissedRange
 from scheduler.triggers import EveryTrigger
 from scheduler.triggers.bounded import bounded
 
@@ -109,7 +110,8 @@ def test_enabled_again_it_starts_from_now() -> None:
     engine.replace_jobs({"job": job("job", 10)}, {})  # a reload at T0 + 103
     due = engine.take_due(T0 + 103)
     assert due.fires == []
-    assert due.missed == []  # the disabled period is neither fired nor missed
+    # The disabled time's 10 slots: one range, written with the watermark by the claim.
+    assert due.missed == [MissedRange("job", T0 + 10, T0 + 100, 10, "disabled")]
     assert engine.watermarks["job"] == T0 + 103
     assert engine.next_slot_s() == T0 + 110
     assert fired(engine, T0 + 110) == [("job", T0 + 110)]
