@@ -16,7 +16,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from celery import signals
+from celery import current_task, signals
 
 from jobs.runonce import (
     DEFAULT_DONE_TTL,
@@ -27,14 +27,19 @@ from jobs.runonce import (
     use_as_default_base,
 )
 from jobs.scheduled import (
+    HEADER_FIRE,
+    HEADER_STEP,
     OutcomeRecorder,
     ScheduledRun,
     WorkerRedis,
     message_signer,
+    request_header,
     scheduled_run,
 )
 from jobs.settings import WorkerSettings, load_worker_settings
 from scheduler.clock import Clock, SystemClock
+from scheduler.signing import Signer, canonical_body
+from scheduler.wire import HEADER_JOB, HEADER_KIND, HEADER_SIGNATURE, HEADER_SLOT, HEADER_TOKEN
 
 DETAIL_MAX_CHARS = 500
 # After a "received" report failed, none is attempted for this long (the consumer's thread).
@@ -71,6 +76,7 @@ def install(
     settings = settings or load_worker_settings()
     redis_ = WorkerRedis(settings.redis_url)
     recorder = OutcomeRecorder(settings, redis_)
+    signer = message_signer(settings)
     enable(
         app,
         RunOnce(
@@ -79,7 +85,7 @@ def install(
             started_ttl=started_ttl,
             done_ttl=done_ttl,
             recorder=recorder,
-            signer=message_signer(settings),
+            signer=signer,
         ),
     )
     use_as_default_base(app)
@@ -147,7 +153,15 @@ def install(
             cause = getattr(reason, "exc", None)
             report(sender, run, "retried", error_line(cause if cause is not None else reason))
 
+    def on_publish(sender: Any = None, body: Any = None, headers: Any = None, **_: Any) -> None:
+        # Celery's worker sends a chain's next step itself (celery/app/trace.py), in the
+        # process that ran the step before, while that task is still the current one.
+        parent = current_task._get_current_object() if current_task else None
+        if getattr(parent, "app", None) is app and isinstance(headers, dict):
+            stamp_step(getattr(parent, "request", None), sender, body, headers, signer)
+
     handlers = {
+        signals.before_task_publish: on_publish,
         signals.task_received: on_received,
         signals.task_prerun: on_prerun,
         signals.task_success: on_success,
@@ -160,6 +174,41 @@ def install(
         signal.disconnect(dispatch_uid=uid)
         signal.connect(handler, weak=False, dispatch_uid=uid)
     return recorder
+
+
+def stamp_step(
+    parent: Any, task: object, body: Any, headers: dict[str, Any], signer: Signer | None
+) -> bool:
+    """Make the next step of a scheduler-fired chain a scheduler message too: the parent's
+    job, slot, token (and kind), its step index and the fire's task id, signed like the fire
+    when a message key is configured (the worker holds it). Whether `headers` was stamped.
+
+    Only the message Celery sends as the chain's continuation is stamped: its parent is the
+    task running here, and its task is the last of that task's embedded chain (Celery pops
+    the next step off the end). Anything else a task sends is left alone. The step has a task
+    id of its own, so its run-once claim can neither take nor block the fire's."""
+    run = scheduled_run(parent)
+    chain = getattr(parent, "chain", None)
+    if run is None or not chain or headers.get("parent_id") != run.task_id:
+        return False
+    following = chain[-1]
+    ident = headers.get("id")
+    if not isinstance(following, dict) or following.get("task") != task or not ident:
+        return False
+    headers[HEADER_JOB] = run.job
+    headers[HEADER_SLOT] = run.slot
+    token = request_header(parent, HEADER_TOKEN)
+    if token is not None:
+        headers[HEADER_TOKEN] = token
+    if run.kind != "scheduled":
+        headers[HEADER_KIND] = run.kind
+    headers[HEADER_STEP] = str((run.step or 0) + 1)
+    headers[HEADER_FIRE] = run.fire or run.task_id
+    if signer is not None and isinstance(body, tuple | list) and len(body) == 3:
+        args, kwargs, embed = body
+        signed = canonical_body(args, kwargs, embed)
+        headers[HEADER_SIGNATURE] = signer.sign(str(task), signed, run.job, run.slot, ident)
+    return True
 
 
 def error_line(reason: object) -> str | None:

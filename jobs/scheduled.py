@@ -26,6 +26,11 @@ from scheduler.wire import HEADER_JOB, HEADER_KIND, HEADER_SLOT
 
 log = logging.getLogger(__name__)
 
+# A chain's later step, which the worker that ran the step before sends (jobs/hooks.py): its
+# index (the fire's own message is step 0) and the task id of the fire it belongs to.
+HEADER_STEP = "scheduler_step"
+HEADER_FIRE = "scheduler_fire"
+
 # A task must not wait long on a slow Redis just to claim or report itself.
 REDIS_TIMEOUTS = Timeouts(connect_s=1.0, read_s=1.0)
 
@@ -38,6 +43,9 @@ class ScheduledRun:
     slot: str
     task_id: str
     kind: str = "scheduled"  # the scheduler_kind header: why it was sent
+    # A chain's step or a group's member: its index; a chain's later step: its fire's task id.
+    step: int | None = None
+    fire: str | None = None
 
 
 def scheduled_run(request: Any) -> ScheduledRun | None:
@@ -52,7 +60,23 @@ def scheduled_run(request: Any) -> ScheduledRun | None:
     if job is None or slot is None or not isinstance(task_id, str):
         return None
     kind = request_header(request, HEADER_KIND) or "scheduled"
-    return ScheduledRun(job=job, slot=slot, task_id=task_id, kind=kind)
+    fire = request_header(request, HEADER_FIRE)
+    return ScheduledRun(
+        job=job, slot=slot, task_id=task_id, kind=kind, step=_step(request), fire=fire
+    )
+
+
+def _step(request: Any) -> int | None:
+    """The step index of a chain's later step (our header), or of a group's member (Celery's
+    `group_index`, set by the scheduler on every member); None for any other message."""
+    stamped = request_header(request, HEADER_STEP)
+    if stamped is not None:
+        return int(stamped) if stamped.isdigit() else None
+    index = getattr(request, "group_index", None)
+    if index is None:
+        found = getattr(request, "request_dict", None)
+        index = found.get("group_index") if isinstance(found, dict) else None
+    return index if isinstance(index, int) and not isinstance(index, bool) else None
 
 
 def request_header(request: Any, name: str) -> str | None:
@@ -140,6 +164,8 @@ class OutcomeRecorder:
                 error=detail,
                 detail=output,
                 retention=self._retention,
+                step=run.step,
+                fire=run.fire,
             )
         except Exception:
             log.exception(

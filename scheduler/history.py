@@ -10,6 +10,7 @@ worker runs without the hooks (`jobs.hooks.install`), or its reports were trimme
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +60,10 @@ class WorkerEvent:
     entry_seq: int = 0
     # What the run said of itself (built-in tasks: exit code or status, output), multi-line.
     detail: str | None = None
+    # A chain's step or a group's member: its index, and (a chain's later steps, which the
+    # worker sends) the task id of the fire it belongs to.
+    step: int | None = None
+    fire: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,21 @@ class SlotRange:
     count: int
     reason: str
     open: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Composition:
+    """What a chain or group job's definition says of its fires: how they are composed and
+    the task of each step, in order (so how many steps a whole fire has)."""
+
+    compose: str  # "chain" or "group"
+    tasks: tuple[str, ...]
+
+
+def member_task_id(fire_id: str, index: int) -> str:
+    """The task id of member `index` of a group fire, as scheduler/messages.py member_id
+    sends it (the fire's own id for the first, then uuid5(the fire's id, index))."""
+    return fire_id if index == 0 else str(uuid.uuid5(uuid.UUID(fire_id), str(index)))
 
 
 def fire_task_id(namespace: str, entry: HistoryEntry) -> str | None:
@@ -88,17 +108,21 @@ def rows(
     events: Mapping[str, Sequence[WorkerEvent]],
     ranges: Iterable[SlotRange],
     now_s: float,
+    compositions: Mapping[str, Composition] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row, newest first: one per (job, slot, task id) fire with what its worker reported
     (`events` by job), one per decision, one per range. A "skipped" entry that a range of the
-    same job and reason covers is left out: the range already says it, with its count."""
+    same job and reason covers is left out: the range already says it, with its count. A fire
+    of a job in `compositions` (chains and groups) reads as a whole, with its steps."""
     ranges = list(ranges)
+    compositions = compositions or {}
     by_task: dict[str, list[WorkerEvent]] = {}
     owner: dict[str, str] = {}  # task id -> its job
     for job, job_events in events.items():
         for event in job_events:
             by_task.setdefault(event.task_id, []).append(event)
             owner[event.task_id] = job
+    parts = _Parts(by_task)
     result: list[dict[str, Any]] = []
     seen: set[tuple[str, int | None, str | None]] = set()
     # Oldest first, so a fire written twice keeps its first (real) enqueue time.
@@ -110,15 +134,17 @@ def rows(
             seen.add((entry.job, entry.slot_s, ident))
             # Task ids are unique per (job, slot) or per trigger, and a fire written twice is
             # listed once: every report of its task id is about this fire.
-            result.append(fire_row(entry, ident, by_task.get(ident or "", ()), now_s))
+            row = fire_row(entry, ident, by_task.get(ident or "", ()), now_s)
+            result.append(parts.whole(row, compositions.get(entry.job), now_s))
         elif not _covered(entry, ranges):
             result.append(decision_row(entry))
     # Runs the workers reported whose fire is no longer in the shared history stream (it
     # keeps the newest entries of all jobs; each job's reports are kept apart).
     listed = {ident for _, _, ident in seen}
     for ident, reported in by_task.items():
-        if ident not in listed:
-            result.append(reported_row(owner[ident], ident, reported, now_s))
+        if ident not in listed and ident not in parts.used:
+            row = reported_row(owner[ident], ident, reported, now_s)
+            result.append(parts.whole(row, compositions.get(owner[ident]), now_s))
     result.extend(range_row(r) for r in ranges)
     result.sort(key=lambda row: row["at_ms"], reverse=True)
     return result
@@ -155,6 +181,86 @@ def fire_row(
         "detail": finished.detail if finished is not None else None,
         "token": entry.token,
     }
+
+
+class _Parts:
+    """The steps of chain and group fires, found among the reports: a chain's later steps by
+    the fire's task id they carry, a group's members by the task ids the fire gave them."""
+
+    def __init__(self, by_task: Mapping[str, Sequence[WorkerEvent]]) -> None:
+        self._by_task = by_task
+        self._chained: dict[tuple[str, int], list[WorkerEvent]] = {}
+        for events in by_task.values():
+            for event in events:
+                if event.fire is not None and event.step is not None:
+                    self._chained.setdefault((event.fire, event.step), []).append(event)
+        self.used: set[str] = set()  # task ids shown as a step of a listed fire
+
+    def whole(
+        self, row: dict[str, Any], composition: Composition | None, now_s: float
+    ) -> dict[str, Any]:
+        """`row` of a fire, as the whole of its steps when its job is a chain or group."""
+        ident = row["task_id"]
+        if composition is None or ident is None:
+            return row
+        steps = []
+        for index, task in enumerate(composition.tasks):
+            if composition.compose == "group":
+                events: Sequence[WorkerEvent] = self._by_task.get(member_task_id(ident, index), ())
+            elif index == 0:
+                events = self._by_task.get(ident, ())
+            else:
+                events = self._chained.get((ident, index), ())
+            self.used.update(e.task_id for e in events)
+            steps.append(step_record(index, task, events))
+        return {**row, **whole_outcome(row, steps), "steps": steps}
+
+
+def step_record(index: int, task: str, events: Sequence[WorkerEvent]) -> dict[str, Any]:
+    """One step of a chain or group fire: "pending" until a worker reports it."""
+    ordered = sorted(events, key=lambda e: (e.entry_ms, e.entry_seq))
+    newest = next((e for e in reversed(ordered) if e.event != "received"), None)
+    newest = newest or (ordered[-1] if ordered else None)
+    finished = next((e for e in reversed(ordered) if e.event in _FINISHED), None)
+    started = [e for e in ordered if e.event == "started"]
+    outcome = newest.event if newest is not None else "pending"
+    return {
+        "step": index,
+        "task": task,
+        "task_id": ordered[0].task_id if ordered else None,
+        "outcome": outcome,
+        "started_at": instant_text(started[-1].entry_ms) if started else None,
+        "duration_s": finished.duration_s if finished is not None else None,
+        "worker": next((e.worker for e in reversed(ordered) if e.worker), None),
+        "error": newest.error if newest is not None and outcome in ("failed", "retried") else None,
+        "finished_ms": finished.entry_ms if finished is not None else None,
+        "started_ms": started[0].entry_ms if started else None,
+    }
+
+
+def whole_outcome(row: Mapping[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The outcome of a whole fire: failed when a step failed, succeeded when every step did,
+    the fire's own (enqueued, unknown) while no step was reported, running otherwise. Its
+    duration runs from the first start to the last finish; its error is the failed step's."""
+    outcomes = [step["outcome"] for step in steps]
+    failed = next((step for step in steps if step["outcome"] == "failed"), None)
+    if failed is not None:
+        outcome = "failed"
+    elif outcomes and all(o == "succeeded" for o in outcomes):
+        outcome = "succeeded"
+    elif all(o == "pending" for o in outcomes):
+        outcome = row["outcome"]
+    else:
+        outcome = "running"
+    starts = [s["started_ms"] for s in steps if s["started_ms"] is not None]
+    ends = [s["finished_ms"] for s in steps if s["finished_ms"] is not None]
+    duration = None
+    if outcome in ("failed", "succeeded") and starts and ends:
+        duration = max(0.0, round((max(ends) - min(starts)) / 1000, 3))
+    error = None if failed is None else f"step {failed['step']}: {failed['error']}"
+    for step in steps:
+        del step["started_ms"], step["finished_ms"]
+    return {"outcome": outcome, "duration_s": duration, "error": error}
 
 
 def reported_row(

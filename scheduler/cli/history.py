@@ -7,6 +7,7 @@ is bounded: `history` looks at the newest 10,000 history entries at most.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -29,7 +30,7 @@ from scheduler.describe import schedule_words
 from scheduler.drift import DURATION_KEYS, SCHEDULE_KINDS, job_table
 from scheduler.durations import format_duration, parse_duration
 from scheduler.errors import SchedulerError
-from scheduler.history import FAILED, FIRE_KINDS, detail, instant_text, rows
+from scheduler.history import FAILED, FIRE_KINDS, Composition, detail, instant_text, rows
 from scheduler.jobspec import JobSpec
 from scheduler.manual import catchup_range
 from scheduler.store.reports import read_history, read_job_state, read_ranges, read_reports
@@ -57,6 +58,15 @@ def _job_spec(cfg: Config, store: StateStore, name: str) -> JobSpec | None:
     return None if found is None else found[0]
 
 
+def compositions(specs: Mapping[str, JobSpec]) -> dict[str, Composition]:
+    """The chain and group jobs, with their steps' tasks: their fires read as wholes."""
+    return {
+        name: Composition(spec.compose, tuple(step.task for step in spec.steps))
+        for name, spec in specs.items()
+        if spec.compose is not None and spec.steps
+    }
+
+
 def collect(
     store: StateStore,
     namespace: str,
@@ -65,9 +75,11 @@ def collect(
     job: str | None = None,
     since_ms: int | None = None,
     limit: int | None = None,
+    composed: dict[str, Composition] | None = None,
 ) -> Reading[list[dict[str, Any]]]:
     """History rows, newest first (of `job`, none before `since_ms`); with `limit`, only that
-    many, and only their jobs' reports are read."""
+    many, and only their jobs' reports are read. The fires of `composed` jobs (chains, groups)
+    read as wholes, with their steps."""
     entries = read_history(store.client, store.keys, since_ms=since_ms, job=job)
     ranges = read_ranges(store, job)
     found = [r for r in ranges.value if since_ms is None or r.last_s * 1000 >= since_ms]
@@ -87,7 +99,7 @@ def collect(
         # history stream all jobs share.
         wanted[job] = None if since_ms is None else max(0, since_ms - _REPORT_SLACK_MS)
     reports = read_reports(store.client, store.keys, wanted)
-    result = rows(namespace, entries.value, reports.value, found, now_s)
+    result = rows(namespace, entries.value, reports.value, found, now_s, composed)
     if since_ms is not None:
         result = [row for row in result if row["at_ms"] >= since_ms]
     if limit is not None:
@@ -117,11 +129,12 @@ def history(
     since_ms = None if since is None else _since_ms(since, now_s, cfg.scheduler.timezone)
     store = connect(cfg)
     try:
-        if name is not None and name not in _known(cfg, store):
+        specs = {job: found[0] for job, found in known_jobs(cfg, store).items()}
+        if name is not None and name not in specs:
             fail(f"no job named {name!r} in {cfg.path} nor among the runtime jobs", 2)
         found = collect(
             store, cfg.scheduler.namespace, now_s, job=name, since_ms=since_ms,
-            limit=None if failed else count,
+            limit=None if failed else count, composed=compositions(specs),
         )  # fmt: skip
     except SchedulerError as exc:
         redis_failed(exc)
@@ -147,7 +160,9 @@ def jobs_show(
         job = _job_spec(cfg, store, name) if name in _known(cfg, store) else None
         if job is None:
             fail(f"no job named {name!r} in {cfg.path} nor among the runtime jobs", 2)
-        fires = collect(store, cfg.scheduler.namespace, now_s, job=name)
+        fires = collect(
+            store, cfg.scheduler.namespace, now_s, job=name, composed=compositions({name: job})
+        )
         state = read_job_state(store.client, store.keys, name)
         paused = store.read_paused([name])
         quarantined = store.read_quarantined([name])
@@ -325,6 +340,7 @@ def _show_text(record: dict[str, Any]) -> str:
         table([_cells(row) for row in record["fires"]], FIRE_COLUMNS)
         if record["fires"]
         else "  (none yet)",
+        *_step_lines(record["fires"]),
         *_output_lines(record["fires"]),
         "",
         "missed and skipped:",
@@ -333,6 +349,25 @@ def _show_text(record: dict[str, Any]) -> str:
         else "  (none)",
     ]
     return "\n".join(lines)
+
+
+def _step_lines(fires: list[dict[str, Any]]) -> list[str]:
+    """The steps of each chain or group fire shown, a line each, under the table."""
+    lines: list[str] = []
+    for row in fires:
+        if "steps" not in row:
+            continue
+        lines += ["", f"steps of {row['slot']} ({row['kind']}, {row['outcome']}):"]
+        lines += [
+            "  " + "  ".join(
+                str(part) for part in (
+                    step["step"], step["task"], step["outcome"],
+                    _seconds_text(step["duration_s"]), step["worker"], step["error"],
+                ) if part is not None
+            )
+            for step in row["steps"]
+        ]  # fmt: skip
+    return lines
 
 
 def _output_lines(fires: list[dict[str, Any]]) -> list[str]:

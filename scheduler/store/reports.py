@@ -78,10 +78,13 @@ class ReportWriter:
         error: str | None = None,
         detail: str | None = None,
         retention: Retention = Retention(),  # frozen: one shared default is safe
+        step: int | None = None,
+        fire: str | None = None,
     ) -> list[str]:
         """Record one event (`error`: a failure's line; `detail`: what the run said of itself,
-        multi-line); the keys left alone because they hold another type (the script still
-        writes the others). One round trip."""
+        multi-line; `step`: a chain step's or group member's index, `fire`: the task id of the
+        fire a chain's later step belongs to); the keys left alone because they hold another
+        type (the script still writes the others). One round trip."""
         if event not in EVENTS:
             raise ValueError(f"event must be one of {', '.join(EVENTS)}, got {event!r}")
         keys = self._keys
@@ -91,6 +94,7 @@ class ReportWriter:
             worker[:_FIELD_CHARS], "" if duration_s is None else f"{duration_s:.3f}",
             (error or "")[:_FIELD_CHARS], cap, max(1, int(retention.ttl.total_seconds() * 1000)),
             "=" if cap < EXACT_CAP_BELOW else "~", (detail or "")[:DETAIL_CHARS],
+            "" if step is None else str(step), (fire or "")[:_FIELD_CHARS],
         ]  # fmt: skip
         with redis_errors("recording a worker report"):
             skipped = self._script(
@@ -311,6 +315,10 @@ def _worker_event(
         wrong = f"task_id {shown(fields.get(b'task_id', b''))}"
     duration = _value(fields, "duration_s")
     duration_s = None
+    step_text = _value(fields, "step")
+    step = int(step_text) if step_text is not None and step_text.isdigit() else None
+    if step_text is not None and (step is None or len(step_text) > 6):
+        wrong = wrong or f"step {shown(step_text)}"
     if wrong is None and duration is not None:
         try:
             duration_s = _seconds(duration.encode())
@@ -331,6 +339,8 @@ def _worker_event(
         duration_s=duration_s,
         error=_value(fields, "error") or None,
         detail=_value(fields, "detail") or None,
+        step=step,
+        fire=_value(fields, "fire") or None,
     )
 
 

@@ -6,6 +6,8 @@
 -- ('' = none), ARGV[8] error ('' = none), ARGV[9] history_max, ARGV[10] history_ttl in ms,
 -- ARGV[11] '=' (exact) or '~' (approximate) MAXLEN, ARGV[12] detail ('' or absent = none):
 -- what the run said of itself (a built-in task's exit code and output), in the stream only.
+-- ARGV[13] step ('' or absent = none): the index of a chain's step or a group's member;
+-- ARGV[14] fire ('' or absent = none): the task id of the fire a chain's later step belongs to.
 --
 -- The stream keeps at most history_max entries (a few more with '~') and none older than Redis
 -- TIME minus history_ttl: retention runs on Redis's clock, whatever the worker's says.
@@ -45,6 +47,14 @@ if usable(KEYS[1], 'stream') then
   if ARGV[12] and ARGV[12] ~= '' then
     fields[#fields + 1] = 'detail'
     fields[#fields + 1] = ARGV[12]
+  end
+  if ARGV[13] and ARGV[13] ~= '' then
+    fields[#fields + 1] = 'step'
+    fields[#fields + 1] = ARGV[13]
+  end
+  if ARGV[14] and ARGV[14] ~= '' then
+    fields[#fields + 1] = 'fire'
+    fields[#fields + 1] = ARGV[14]
   end
   redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[11], ARGV[9], '*', unpack(fields))
   local oldest = now_ms - tonumber(ARGV[10])
