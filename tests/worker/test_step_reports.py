@@ -118,7 +118,9 @@ def test_chain_and_group_fires_show_the_whole_and_each_step(
     assert lines[head + 1].startswith(f"  0  {add}  succeeded  "), lines[head + 1]
     assert lines[head + 2].startswith(f"  1  {mul}  failed  "), lines[head + 2]
     assert lines[head + 2].endswith(error), lines[head + 2]
+    # Kept for the docs (pytest keeps its newest temporary directories).
     (tmp_path / "show.txt").write_text(text.stdout)
+    (tmp_path / "fan.json").write_text(json.dumps(row, indent=2))
 
 
 def test_a_chains_next_step_is_stamped_and_signed_as_the_worker_checks_it() -> None:
