@@ -142,7 +142,7 @@ def history(
     if as_json:
         typer.echo(to_json(missed_records([_public(row) for row in selected], found.unreadable)))
         return
-    typer.echo(table([_cells(row) for row in selected], HISTORY_COLUMNS))
+    typer.echo(table([cells for row in selected for cells in _history_cells(row)], HISTORY_COLUMNS))
     for line in unreadable_lines(found.unreadable):
         typer.echo(line)
 
@@ -277,6 +277,24 @@ def _cells(row: dict[str, Any]) -> dict[str, Any]:
         "duration": _seconds_text(row.get("duration_s")),
         "detail": detail(row),
     }
+
+
+def _history_cells(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row of the history table, then (a chain or group fire) a row per step under it."""
+    steps = [
+        {
+            "slot": "",
+            "job": f"  {step['step']} {step['task']}",
+            "kind": "step",
+            "late": "",
+            "outcome": step["outcome"],
+            "duration": _seconds_text(step["duration_s"]),
+            "worker": step["worker"],
+            "detail": step["error"] or "",
+        }
+        for step in row.get("steps", ())
+    ]
+    return [_cells(row), *steps]
 
 
 def _seconds_text(seconds: float | None) -> str | None:

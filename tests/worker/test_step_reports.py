@@ -98,7 +98,9 @@ def test_chain_and_group_fires_show_the_whole_and_each_step(
     ident = fired(cluster, "broken")
     row = finished_fire(cluster, "broken", ident)
     assert row["outcome"] == "failed", row
-    assert outcomes(row) == [(0, add, "succeeded"), (1, mul, "failed")]
+    broken_steps = [(0, add, "succeeded"), (1, mul, "failed")]
+    assert outcomes(row) == broken_steps
+    ident_broken = ident
     error = row["steps"][1]["error"]
     assert error == "TypeError: unsupported operand type(s) for *: 'int' and 'dict'", error
     assert row["error"] == f"step 1: {error}"
@@ -118,8 +120,20 @@ def test_chain_and_group_fires_show_the_whole_and_each_step(
     assert lines[head + 1].startswith(f"  0  {add}  succeeded  "), lines[head + 1]
     assert lines[head + 2].startswith(f"  1  {mul}  failed  "), lines[head + 2]
     assert lines[head + 2].endswith(error), lines[head + 2]
+    # `history`: the same whole and steps, in its JSON and under the fire's table row.
+    [whole] = [r for r in cluster.cli_json("history", "broken") if r["task_id"] == ident_broken]
+    assert (whole["outcome"], outcomes(whole)) == ("failed", broken_steps)
+    listed = cluster.cli("history", "broken")
+    assert listed.returncode == 0, listed.stderr
+    table = listed.stdout.splitlines()
+    assert [line.split()[:4] for line in table[1:4]] == [
+        [whole["slot"], "broken", "manual", "failed"],
+        ["0", add, "step", "succeeded"],
+        ["1", mul, "step", "failed"],
+    ]
     # Kept for the docs (pytest keeps its newest temporary directories).
     (tmp_path / "show.txt").write_text(text.stdout)
+    (tmp_path / "history.txt").write_text(listed.stdout)
     (tmp_path / "fan.json").write_text(json.dumps(row, indent=2))
 
 
