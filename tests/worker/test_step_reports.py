@@ -6,6 +6,7 @@ The worker sends a chain's later steps itself; the hooks stamp them as the fire'
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -17,6 +18,8 @@ import pytest
 from celery.app.task import Context
 
 from jobs.hooks import stamp_step
+from scheduler.config import load_config
+from scheduler.messages import MessageFactory
 from scheduler.signing import Signer, canonical_body
 from scheduler.wire import HEADER_SIGNATURE
 from tests.integration.harness import Child, Cluster
@@ -181,3 +184,52 @@ def test_what_a_task_sends_besides_its_chain_is_left_alone() -> None:
         headers: dict[str, Any] = {"id": "x", "parent_id": parent_id}
         assert not stamp_step(parent, task, ([], {}, {}), headers, None)
         assert headers == {"id": "x", "parent_id": parent_id}
+
+
+def signed_chain_fire(cluster: Cluster, job: str, slot_s: int) -> tuple[str, bytes, str]:
+    """The fire of chain `job` at `slot_s`, signed over its arguments AND its embedded chain
+    (what the worker verifies): (queue key, payload, task id). scheduler/messages.py signs a
+    chain's first message without its embed today, so the worker refuses it; this test sends
+    the fire it should send, to see the worker's own signing of the later steps."""
+    factory = MessageFactory(NS, cluster.redis_url, {}, message_key=KEY)
+    try:
+        push = factory.redis_push(load_config(cluster.config_path).jobs[job], slot_s, 7)
+    finally:
+        factory.close()
+    envelope = json.loads(push.payload)
+    headers = envelope["headers"]
+    args, kwargs, embed = json.loads(base64.b64decode(envelope["body"]))
+    headers[HEADER_SIGNATURE] = Signer(KEY).sign(
+        headers["task"], canonical_body(args, kwargs, embed), job, headers["scheduler_slot"],
+        headers["id"],
+    )  # fmt: skip
+    return push.key, json.dumps(envelope).encode(), str(headers["id"])
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_with_a_message_key_the_worker_signs_the_chains_next_step(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "message.key"
+    key_file.write_bytes(KEY + b"\n")
+    queue = f"wk-signed-steps-{uuid.uuid4().hex[:8]}"
+    chain = [
+        {"task": "jobs.examples.add", "args": [4, 4]},
+        {"task": "jobs.examples.mul", "args": [8]},
+    ]
+    cluster.configure(
+        namespace=NS, jobs={"chained": {"cron": "0 0 1 1 *", "queue": queue, "chain": chain}},
+        extra_settings={"message_key_file": str(key_file)},
+    )  # fmt: skip
+    steps = worker(cluster, queue)
+    cluster.wait_worker_ready(steps)
+    key, payload, ident = signed_chain_fire(cluster, "chained", 1_800_000_000)
+    cluster.state().lpush(key, payload)
+    # Known from its reports alone (no history entry: this test sent the fire itself).
+    row = finished_fire(cluster, "chained", ident)
+    assert (row["outcome"], outcomes(row)) == (
+        "succeeded",
+        [(0, "jobs.examples.add", "succeeded"), (1, "jobs.examples.mul", "succeeded")],
+    )
+    assert "refused a message" not in steps.tail()
