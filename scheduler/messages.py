@@ -244,7 +244,8 @@ class MessageFactory:
                 "backoff": job.retry_backoff,
             }
         if self.signer is not None:
-            body = canonical_body(args, kwargs)
+            # The signature covers the embedded rest of a chain too: the worker checks it.
+            body = canonical_body(args, kwargs, {"chain": options.get("chain")})
             headers[HEADER_SIGNATURE] = self.signer.sign(
                 task, body, job.name, headers[HEADER_SLOT], ident
             )
@@ -405,7 +406,10 @@ class MessageFactory:
             step = job.steps[index] if job.compose is not None else None
             task = step.task if step is not None else job.task
             args, kwargs = (step.args, step.kwargs) if step is not None else (job.args, job.kwargs)
-            built.append((_Template(push.key, pieces), task, canonical_body(args, kwargs)))
+            embedded = {"chain": self._chain_rest(job)} if job.compose == "chain" else None
+            built.append(
+                (_Template(push.key, pieces), task, canonical_body(args, kwargs, embedded))
+            )
         return built
 
     def _delivery_tag(self) -> str:
