@@ -27,8 +27,6 @@ from jobs.runonce import (
     use_as_default_base,
 )
 from jobs.scheduled import (
-    HEADER_FIRE,
-    HEADER_STEP,
     OutcomeRecorder,
     ScheduledRun,
     WorkerRedis,
@@ -39,7 +37,15 @@ from jobs.scheduled import (
 from jobs.settings import WorkerSettings, load_worker_settings
 from scheduler.clock import Clock, SystemClock
 from scheduler.signing import Signer, canonical_body
-from scheduler.wire import HEADER_JOB, HEADER_KIND, HEADER_SIGNATURE, HEADER_SLOT, HEADER_TOKEN
+from scheduler.wire import (
+    HEADER_FIRE,
+    HEADER_JOB,
+    HEADER_KIND,
+    HEADER_SIGNATURE,
+    HEADER_SLOT,
+    HEADER_STEP,
+    HEADER_TOKEN,
+)
 
 DETAIL_MAX_CHARS = 500
 # After a "received" report failed, none is attempted for this long (the consumer's thread).

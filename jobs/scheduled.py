@@ -22,14 +22,12 @@ from scheduler.message_key import load_key
 from scheduler.signing import Signer
 from scheduler.store.keys import Keys
 from scheduler.store.reports import ReportWriter, Retention
-from scheduler.wire import HEADER_JOB, HEADER_KIND, HEADER_SLOT
+from scheduler.wire import HEADER_FIRE, HEADER_JOB, HEADER_KIND, HEADER_SLOT, HEADER_STEP
 
 log = logging.getLogger(__name__)
 
 # A chain's later step, which the worker that ran the step before sends (jobs/hooks.py): its
 # index (the fire's own message is step 0) and the task id of the fire it belongs to.
-HEADER_STEP = "scheduler_step"
-HEADER_FIRE = "scheduler_fire"
 
 # A task must not wait long on a slow Redis just to claim or report itself.
 REDIS_TIMEOUTS = Timeouts(connect_s=1.0, read_s=1.0)

@@ -10,13 +10,12 @@ worker runs without the hooks (`jobs.hooks.install`), or its reports were trimme
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scheduler.wire import slot_text, task_id
+from scheduler.wire import member_id, slot_text, task_id
 
 # How long a fire without any worker report reads as "enqueued" before it reads as "unknown".
 REPORT_WAIT_S = 15 * 60.0
@@ -85,12 +84,6 @@ class Composition:
 
     compose: str  # "chain" or "group"
     tasks: tuple[str, ...]
-
-
-def member_task_id(fire_id: str, index: int) -> str:
-    """The task id of member `index` of a group fire, as scheduler/messages.py member_id
-    sends it (the fire's own id for the first, then uuid5(the fire's id, index))."""
-    return fire_id if index == 0 else str(uuid.uuid5(uuid.UUID(fire_id), str(index)))
 
 
 def fire_task_id(namespace: str, entry: HistoryEntry) -> str | None:
@@ -206,7 +199,7 @@ class _Parts:
         steps = []
         for index, task in enumerate(composition.tasks):
             if composition.compose == "group":
-                events: Sequence[WorkerEvent] = self._by_task.get(member_task_id(ident, index), ())
+                events: Sequence[WorkerEvent] = self._by_task.get(member_id(ident, index), ())
             elif index == 0:
                 events = self._by_task.get(ident, ())
             else:

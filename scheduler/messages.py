@@ -39,6 +39,7 @@ from scheduler.wire import (
     HEADER_SLOT,
     HEADER_TOKEN,
     job_hash,
+    member_id,
     slot_text,
     task_id,
     task_id_of_text,
@@ -571,9 +572,3 @@ def expiry(job: JobSpec, slot_s: int) -> str:
 def group_id(namespace: str, job: str, slot_s: int) -> str:
     """The Celery group id of a group job's fire: deterministic in (job, slot)."""
     return task_id_of_text(namespace, job, f"{slot_text(slot_s)}/group")
-
-
-def member_id(ident: str, index: int) -> str:
-    """The task id of message `index` of a fire: the fire's own id for the first, then
-    uuid5(the fire's id, index), so a repeated fire repeats every id."""
-    return ident if index == 0 else str(uuid.uuid5(uuid.UUID(ident), str(index)))

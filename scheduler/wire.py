@@ -25,6 +25,10 @@ FIRE_KINDS = ("scheduled", "manual", "backfill", "catchup")
 # built-in task (shell, http) from its own copy of the config refuses a message whose job it
 # does not know or knows differently, so access to the broker never injects a command.
 HEADER_JOB_HASH = "scheduler_job_hash"
+# A chain's later steps, sent by the worker that ran the step before (jobs/hooks.py stamps
+# them): the step's index (the fire's own message is step 0) and the fire's task id.
+HEADER_STEP = "scheduler_step"
+HEADER_FIRE = "scheduler_fire"
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 
@@ -62,3 +66,9 @@ def job_hash(fingerprint: object) -> str:
     JSON: equal on every host that reads the same definition."""
     text = json.dumps(fingerprint, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return sha256(text.encode()).hexdigest()[:16]
+
+
+def member_id(ident: str, index: int) -> str:
+    """The task id of message `index` of a fire (a group's members): the fire's own id for
+    the first, then uuid5(the fire's id, index), so a repeated fire repeats every id."""
+    return ident if index == 0 else str(uuid.uuid5(uuid.UUID(ident), str(index)))

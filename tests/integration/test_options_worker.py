@@ -21,8 +21,8 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from scheduler.messages import member_id
 from scheduler.store.keys import Keys
+from scheduler.wire import member_id
 
 from .harness import Child, Cluster, slot_text, task_id_for
 

@@ -18,11 +18,11 @@ from scheduler.dispatch import Dispatcher
 from scheduler.engine import Due
 from scheduler.jobspec import JobSpec, build_job
 from scheduler.lease import Lease
-from scheduler.messages import MessageFactory, member_id
+from scheduler.messages import MessageFactory
 from scheduler.store.claims import Claims
 from scheduler.store.keys import Keys
 from scheduler.store.state import StateStore
-from scheduler.wire import task_id
+from scheduler.wire import member_id, task_id
 from tests.clocks import ManualClock
 from tests.conftest import RedisServer
 

@@ -3,9 +3,8 @@ Pure, with a fixed "now"."""
 
 from __future__ import annotations
 
-from scheduler.history import Composition, HistoryEntry, WorkerEvent, member_task_id, rows
-from scheduler.messages import member_id
-from scheduler.wire import task_id
+from scheduler.history import Composition, HistoryEntry, WorkerEvent, rows
+from scheduler.wire import member_id, task_id
 
 NS = "steps"
 SLOT = 1_800_000_000
@@ -26,11 +25,6 @@ def ran(ident: str, at_ms: int, outcome: str, **extra: object) -> list[WorkerEve
         WorkerEvent(at_ms, "started", "", ident, worker="w@h", **extra),  # type: ignore[arg-type]
         WorkerEvent(at_ms + 40, outcome, "", ident, worker="w@h", duration_s=0.04, **extra),  # type: ignore[arg-type]
     ]
-
-
-def test_the_member_ids_are_those_the_scheduler_sends() -> None:
-    ident = task_id(NS, "fan", SLOT)
-    assert [member_task_id(ident, i) for i in range(3)] == [member_id(ident, i) for i in range(3)]
 
 
 def test_a_chain_whose_steps_all_succeeded_succeeded_as_a_whole() -> None:
