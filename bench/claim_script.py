@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import REPO_ROOT, Procs, RedisServer
 
-from scheduler.store.scripts import script_text
+from scheduler.store.scripts import FENCED_MARK, script_text
 
 KEYS = [f"b:{name}" for name in ("lease", "watermarks", "last_fire", "history", "missed",
         "paused", "paused_skips", "outbox", "missed_open")]  # fmt: skip
@@ -38,21 +38,33 @@ def chunk_args(slot_s: int, with_offset: bool) -> list[object]:
     return args
 
 
+def revision_script(revision: str, name: str) -> str:
+    """Script `name` as `revision` had it, with its own fenced.lua in place of `--@fenced`,
+    as script_text does for this tree."""
+
+    def show(script: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "show", f"{revision}:scheduler/store/lua/{script}.lua"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    text = show(name)
+    return text.replace(FENCED_MARK, show("fenced"), 1) if FENCED_MARK in text else text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--against", default="c4bf5dd", help="the revision to compare with")
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
-    theirs = subprocess.run(
-        ["git", "-C", str(REPO_ROOT), "show", f"{args.against}:scheduler/store/lua/claim.lua"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    theirs = revision_script(args.against, "claim")
     procs = Procs(Path(tempfile.mkdtemp(prefix="claim-bench-")))
     try:
         server = RedisServer(procs, procs.log_dir / "redis")
         client = server.client
         scripts: dict[str, tuple[Callable[..., object], bool]] = {
-            args.against: (client.register_script(theirs), False),
+            # Scripts from before the time fence took no clock-offset argument.
+            args.against: (client.register_script(theirs), "ARGV[5] how far" in theirs),
             "this tree": (client.register_script(script_text("claim")), True),
         }
         times: dict[str, list[float]] = {name: [] for name in scripts}

@@ -197,7 +197,7 @@ local function flush(command, key, values)
 end
 local new_marks, new_last, pushes, queues, outbox = {}, {}, {}, {}, {}
 local outbox_size = outbox_cap > 0 and redis.call('LLEN', KEYS[8]) or 0
--- A group's extra messages (the plain fires below do the same inline: a burst has 1,000).
+-- A fire's message, and a group's other members: to its queue's push, or to the outbox.
 local function enqueue(queue, message)
   if queue ~= '' then
     if pushes[queue] == nil then
@@ -245,17 +245,7 @@ for f = 1, fires do
     new_marks[#new_marks + 1] = slot
     new_last[#new_last + 1] = job
     new_last[#new_last + 1] = slot .. ' ' .. token
-    if queue ~= '' then
-      if pushes[queue] == nil then
-        pushes[queue] = {}
-        queues[#queues + 1] = queue
-      end
-      local list = pushes[queue]
-      list[#list + 1] = message
-    elseif outbox_cap > 0 then
-      outbox[#outbox + 1] = message
-      outbox_size = outbox_size + 1
-    end
+    enqueue(queue, message)
     -- A group's other members, claimed with the first. The outbox admits a fire while it
     -- holds fewer than its cap, whatever the fire's size (a group never waits for room).
     local more = extras and extras[f]
