@@ -316,8 +316,11 @@ def _worker_event(
     duration = _value(fields, "duration_s")
     duration_s = None
     step_text = _value(fields, "step")
-    step = int(step_text) if step_text is not None and step_text.isdigit() else None
-    if step_text is not None and (step is None or len(step_text) > 6):
+    # Digits only, and few (int() refuses "²" and strings of thousands of digits).
+    step = None
+    if step_text is not None and len(step_text) <= 6 and step_text.isascii():
+        step = int(step_text) if step_text.isdigit() else None
+    if step_text is not None and step is None:
         wrong = wrong or f"step {shown(step_text)}"
     if wrong is None and duration is not None:
         try:
